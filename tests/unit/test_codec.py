@@ -23,8 +23,10 @@ scalars = (
 )
 values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=5).map(tuple)
-    | st.dictionaries(st.text(max_size=8) | st.integers(-1000, 1000), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5).map(tuple)
+        | st.dictionaries(st.text(max_size=8) | st.integers(-1000, 1000), children, max_size=5)
+    ),
     max_leaves=30,
 )
 
@@ -38,7 +40,9 @@ def test_round_trip_and_single_encoding(value: object) -> None:
 
 
 @given(values, st.data())
-def test_any_byte_change_is_rejected_or_changes_the_hash(value: object, data: st.DataObject) -> None:
+def test_any_byte_change_is_rejected_or_changes_the_hash(
+    value: object, data: st.DataObject
+) -> None:
     encoded = bytearray(codec.encode(value))
     index = data.draw(st.integers(0, len(encoded) - 1))
     flip = data.draw(st.integers(1, 255))
