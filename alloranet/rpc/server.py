@@ -23,7 +23,6 @@ from __future__ import annotations
 import binascii
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
