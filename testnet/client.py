@@ -1,0 +1,50 @@
+"""A tiny HTTP client for the node API (stdlib only: testnet/ talks to nodes over HTTP)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+def get_json(url: str, timeout: float = 2.0) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = exc.reason
+        raise ApiError(exc.code, str(message)) from None
+
+
+def post_json(url: str, body: Any, timeout: float = 5.0) -> Any:
+    data = json.dumps(body).encode()
+    req = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = exc.reason
+        raise ApiError(exc.code, str(message)) from None
+
+
+def try_get_json(url: str, timeout: float = 2.0) -> Any | None:
+    """Like :func:`get_json` but None when the node is down or answers with an error."""
+    try:
+        return get_json(url, timeout)
+    except (ApiError, OSError, ValueError):
+        return None
