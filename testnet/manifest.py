@@ -55,18 +55,21 @@ def save_manifest(root: Path, manifest: Manifest) -> Path:
     return path
 
 
+def manifest_from_dict(raw: dict[str, Any]) -> Manifest:
+    return Manifest(
+        chain_id=raw["chain_id"],
+        seed=raw["seed"],
+        faucet_key=raw["faucet_key"],
+        nodes=tuple(NodeEntry(**n) for n in raw["nodes"]),
+        actors=tuple(ActorEntry(**a) for a in raw.get("actors", ())),
+        topic=raw.get("topic", {}),
+    )
+
+
 def load_manifest(root: Path) -> Manifest:
     path = root / MANIFEST
     try:
-        raw = json.loads(path.read_text())
-        return Manifest(
-            chain_id=raw["chain_id"],
-            seed=raw["seed"],
-            faucet_key=raw["faucet_key"],
-            nodes=tuple(NodeEntry(**n) for n in raw["nodes"]),
-            actors=tuple(ActorEntry(**a) for a in raw.get("actors", ())),
-            topic=raw.get("topic", {}),
-        )
+        return manifest_from_dict(json.loads(path.read_text()))
     except FileNotFoundError:
         raise TestnetError(f"no testnet at {root} (missing {MANIFEST}): run `testnet up`") from None
     except (ValueError, KeyError, TypeError) as exc:
