@@ -123,10 +123,8 @@ class P2PHost:
                 trio.run(network.run, on_ready)
             except BaseException as exc:
                 error = exc
-            try:
+            with contextlib.suppress(RuntimeError):  # the asyncio loop may be closed already
                 loop.call_soon_threadsafe(self._on_thread_done, error, ready)
-            except RuntimeError:  # the asyncio loop is already closed
-                pass
 
         self._network = network
         self._thread = threading.Thread(target=thread_main, name="alloranet-p2p", daemon=True)
