@@ -1,0 +1,192 @@
+"""workers and reputers: registration, reputer stake (add, delayed removal, delegation) and
+the two payload messages with their windows.
+
+Windows (consensus-critical, chosen to be simple to state and test):
+
+* worker nonce ``n`` opens at the end of block ``n``; a worker payload for it is accepted in
+  heights ``n + 1 .. n + WorkerSubmissionWindow`` (first and last block in), one per worker;
+* the worker window closes at the end of block ``n + W`` and reputer nonce ``n`` opens;
+* a reputer payload is accepted in heights ``n + GroundTruthLag .. n + 2 * GroundTruthLag``
+  (spec/synthesis.md 0, step 4), once the worker window has closed, one per reputer, and only if
+  the reputer's stake authority is at least RequiredMinimumStake;
+* the reputer nonce closes at the end of block ``n + 2 * GroundTruthLag`` (the end of its window)
+  and the epoch hook runs (alloranet/chain/epochs.py).
+
+Active-set capacity: without score EMAs every actor has the same EMA, and Allora admits a
+newcomer to a full set only with a strictly greater EMA, so a full set refuses newcomers
+(MaxTopInferersToReward, MaxTopForecastersToReward, MaxTopReputersToReward).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from alloranet.chain.context import BlockContext
+from alloranet.chain.errors import (
+    InvalidMessageError,
+    StakeError,
+    UnauthorizedError,
+    WindowError,
+)
+from alloranet.chain.ledger import TOPIC_STAKE_POOL, Ledger
+from alloranet.chain.msgs import (
+    MsgAddStake,
+    MsgDelegateStake,
+    MsgInsertReputerPayload,
+    MsgInsertWorkerPayload,
+    MsgRegister,
+    MsgRemoveStake,
+)
+from alloranet.chain.topics import process_activation_check, process_payment, require_topic
+
+RMQ: Final = b"rmq/"
+
+
+def process_register(ledger: Ledger, ctx: BlockContext, signer: str, msg: MsgRegister) -> None:
+    topic = require_topic(ledger, msg.topic_id)
+    role = "reputer" if msg.is_reputer else "worker"
+    if ledger.is_registered(topic.id, signer, msg.is_reputer):
+        raise InvalidMessageError(f"register: {signer} is already a {role} of topic {topic.id}")
+    ledger.set_registered(topic.id, signer, msg.is_reputer)
+    process_payment(ledger, ctx, signer, topic, ctx.emissions.registration_fee, "registration fee")
+
+
+def _add_topic_stake(
+    ledger: Ledger, ctx: BlockContext, topic_id: int, payer: str, amount: int
+) -> None:
+    ledger.transfer(payer, TOPIC_STAKE_POOL, amount, "stake")
+    ledger.set_topic_stake(topic_id, ledger.get_topic_stake(topic_id) + amount)
+    process_activation_check(ledger, ctx, topic_id)
+
+
+def process_add_stake(ledger: Ledger, ctx: BlockContext, signer: str, msg: MsgAddStake) -> None:
+    topic = require_topic(ledger, msg.topic_id)
+    if not ledger.is_registered(topic.id, signer, True):
+        raise UnauthorizedError(f"add_stake: {signer} is not a reputer of topic {topic.id}")
+    ledger.set_reputer_stake(
+        topic.id, signer, ledger.get_reputer_stake(topic.id, signer) + msg.amount
+    )
+    _add_topic_stake(ledger, ctx, topic.id, signer, msg.amount)
+
+
+def process_remove_stake(
+    ledger: Ledger, ctx: BlockContext, signer: str, msg: MsgRemoveStake
+) -> None:
+    topic = require_topic(ledger, msg.topic_id)
+    stake = ledger.get_reputer_stake(topic.id, signer)
+    pending = ledger.get_pending_removal(topic.id, signer)
+    if msg.amount > stake - pending:
+        raise StakeError(
+            f"remove_stake: {msg.amount} exceeds the removable stake {stake - pending} "
+            f"(stake {stake}, already pending removal {pending})"
+        )
+    ledger.set_pending_removal(topic.id, signer, pending + msg.amount)
+    due = ctx.height + ctx.emissions.remove_stake_delay_window
+    ledger.schedule(RMQ, due, (topic.id, signer, msg.amount, ctx.height))
+
+
+def process_stake_removals(ledger: Ledger, ctx: BlockContext) -> None:
+    """End-block: pay out stake removals whose delay has passed."""
+    for topic_id, reputer, amount, _ in ledger.take_scheduled(RMQ, ctx.height):
+        stake = ledger.get_reputer_stake(topic_id, reputer)
+        paid = min(amount, stake)
+        ledger.set_reputer_stake(topic_id, reputer, stake - paid)
+        ledger.set_topic_stake(topic_id, ledger.get_topic_stake(topic_id) - paid)
+        ledger.set_pending_removal(
+            topic_id, reputer, max(0, ledger.get_pending_removal(topic_id, reputer) - amount)
+        )
+        ledger.transfer(TOPIC_STAKE_POOL, reputer, paid, "stake removal")
+
+
+def process_delegate_stake(
+    ledger: Ledger, ctx: BlockContext, signer: str, msg: MsgDelegateStake
+) -> None:
+    topic = require_topic(ledger, msg.topic_id)
+    if not ledger.is_registered(topic.id, msg.reputer, True):
+        raise UnauthorizedError(
+            f"delegate_stake: {msg.reputer} is not a reputer of topic {topic.id}"
+        )
+    ledger.add_reputer_delegation(topic.id, msg.reputer, signer, msg.amount)
+    _add_topic_stake(ledger, ctx, topic.id, signer, msg.amount)
+
+
+def _count_key(kind: bytes, topic_id: int, nonce: int) -> bytes:
+    return b"cnt/" + kind + topic_id.to_bytes(8, "big") + nonce.to_bytes(8, "big")
+
+
+def _bump_count(
+    ledger: Ledger, kind: bytes, topic_id: int, nonce: int, cap: int, what: str
+) -> None:
+    key = _count_key(kind, topic_id, nonce)
+    raw = ledger.kv.get(key)
+    count = 0 if raw is None else int.from_bytes(raw, "big")
+    if count >= cap:
+        raise WindowError(f"{what}: the active set of nonce {nonce} is full ({cap})")
+    ledger.kv.set(key, (count + 1).to_bytes(4, "big"))
+
+
+def process_worker_payload(
+    ledger: Ledger, ctx: BlockContext, signer: str, msg: MsgInsertWorkerPayload
+) -> None:
+    topic = require_topic(ledger, msg.topic_id)
+    if not ledger.is_registered(topic.id, signer, False):
+        raise UnauthorizedError(f"worker_payload: {signer} is not a worker of topic {topic.id}")
+    n = msg.nonce
+    if not (
+        ledger.is_nonce_open(False, topic.id, n)
+        and n < ctx.height <= n + topic.worker_submission_window
+    ):
+        raise WindowError(
+            f"worker_payload: no open worker window for nonce {n} of topic {topic.id} at height "
+            f"{ctx.height} (a window is heights nonce+1 .. nonce+{topic.worker_submission_window})"
+        )
+    if ledger.get_payload(False, topic.id, n, signer) is not None:
+        raise WindowError(f"worker_payload: {signer} already submitted for nonce {n}")
+    if len(msg.forecast) > ctx.emissions.max_elements_per_forecast:
+        raise InvalidMessageError(
+            f"worker_payload: {len(msg.forecast)} forecast elements exceed the maximum "
+            f"{ctx.emissions.max_elements_per_forecast}"
+        )
+    for inferer, _ in msg.forecast:
+        if not ledger.is_registered(topic.id, inferer, False):
+            raise InvalidMessageError(
+                f"worker_payload: forecasted {inferer} is not a worker of the topic"
+            )
+    if msg.inference is not None:
+        _bump_count(
+            ledger, b"i", topic.id, n, ctx.emissions.max_top_inferers_to_reward, "worker_payload"
+        )
+    if msg.forecast:
+        _bump_count(
+            ledger, b"f", topic.id, n, ctx.emissions.max_top_forecasters_to_reward, "worker_payload"
+        )
+    ledger.set_payload(False, topic.id, n, signer, (msg.inference, msg.forecast))
+    process_payment(ledger, ctx, signer, topic, ctx.emissions.data_sending_fee, "data sending fee")
+
+
+def process_reputer_payload(
+    ledger: Ledger, ctx: BlockContext, signer: str, msg: MsgInsertReputerPayload
+) -> None:
+    topic = require_topic(ledger, msg.topic_id)
+    if not ledger.is_registered(topic.id, signer, True):
+        raise UnauthorizedError(f"reputer_payload: {signer} is not a reputer of topic {topic.id}")
+    n = msg.nonce
+    lag = topic.ground_truth_lag
+    if not (ledger.is_nonce_open(True, topic.id, n) and n + lag <= ctx.height <= n + 2 * lag):
+        raise WindowError(
+            f"reputer_payload: no open reputer window for nonce {n} of topic {topic.id} at "
+            f"height {ctx.height} (a window is heights nonce+{lag} .. nonce+{2 * lag})"
+        )
+    if ledger.get_payload(True, topic.id, n, signer) is not None:
+        raise WindowError(f"reputer_payload: {signer} already submitted for nonce {n}")
+    stake = ledger.stake_authority(topic.id, signer)
+    if stake < ctx.emissions.required_minimum_stake:
+        raise StakeError(
+            f"reputer_payload: stake {stake} is below the required minimum "
+            f"{ctx.emissions.required_minimum_stake}"
+        )
+    _bump_count(
+        ledger, b"r", topic.id, n, ctx.emissions.max_top_reputers_to_reward, "reputer_payload"
+    )
+    ledger.set_payload(True, topic.id, n, signer, msg.bundle.to_wire())
+    process_payment(ledger, ctx, signer, topic, ctx.emissions.data_sending_fee, "data sending fee")

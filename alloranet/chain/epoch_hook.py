@@ -1,0 +1,98 @@
+"""The seam between the chain and synthesis: what runs when a reputer nonce closes.
+
+Why a Protocol: the maths of spec/synthesis.md (network losses -> regrets -> scores ->
+rewards) lives in alloranet/synthesis/ and is written separately; the chain only promises to
+hand it everything it needs, in a deterministic order, and to apply what it returns while
+conserving supply. :class:`NoSynthesis` is the trivial implementation the chain ships with: it
+stores the closed nonce's payloads as packed state and pays nothing, so the chain runs end to
+end before the real processor is wired in.
+
+Contract for an implementation of :class:`EpochProcessor`:
+
+* pure and deterministic: the same context gives the same outcome on every node;
+* ``synthesis_state`` updates are whole packed values per family (``None`` deletes); the
+  one-out regret families are N x N and must stay one value each (DESIGN.md section 5);
+* ``payouts`` are integer base units to (address, amount) pairs, sorted by address, each > 0,
+  summing to at most ``ctx.reward_budget``; the chain pays them from the rewards account and
+  rejects an outcome that breaks these rules (it raises InvariantError: a synthesis bug must not
+  silently corrupt balances).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from alloranet.chain.msgs import ValueBundle
+from alloranet.chain.params import EmissionsParams
+from alloranet.codec import encode
+
+
+@dataclass(frozen=True, slots=True)
+class Inference:
+    worker: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    forecaster: str
+    elements: tuple[tuple[str, float], ...]  # (inferer, predicted log10 loss), sorted
+
+
+@dataclass(frozen=True, slots=True)
+class ReputerReport:
+    reputer: str
+    stake: int  # S_m: own + delegated (spec/synthesis.md 1.3)
+    bundle: ValueBundle
+
+
+@dataclass(frozen=True, slots=True)
+class EpochContext:
+    """Everything synthesis needs for one closing reputer nonce (all lists sorted by address)."""
+
+    topic_id: int
+    nonce: int
+    block_height: int
+    epoch_length: int
+    p_norm: float
+    alpha_regret: float
+    epsilon: float
+    merit_sortition_alpha: float
+    active_inferer_quantile: float
+    active_forecaster_quantile: float
+    active_reputer_quantile: float
+    inferences: tuple[Inference, ...]
+    forecasts: tuple[Forecast, ...]
+    reports: tuple[ReputerReport, ...]
+    synthesis_state: tuple[tuple[str, bytes], ...]  # (family, packed value), sorted by family
+    params: EmissionsParams
+    reward_budget: int
+
+
+@dataclass(frozen=True, slots=True)
+class EpochOutcome:
+    synthesis_state: tuple[tuple[str, bytes | None], ...] = ()
+    payouts: tuple[tuple[str, int], ...] = ()
+    events: tuple[tuple[str, str], ...] = field(default=())
+
+
+class EpochProcessor(Protocol):
+    """Runs network losses, regrets, scores and rewards for one closing reputer nonce."""
+
+    def process_reputer_nonce_close(self, ctx: EpochContext) -> EpochOutcome: ...
+
+
+class NoSynthesis:
+    """Stores the closed nonce's inputs (family ``last_nonce``) and pays nothing."""
+
+    def process_reputer_nonce_close(self, ctx: EpochContext) -> EpochOutcome:
+        packed = encode(
+            (
+                ctx.nonce,
+                tuple((i.worker, i.value) for i in ctx.inferences),
+                tuple((f.forecaster, f.elements) for f in ctx.forecasts),
+                tuple((r.reputer, r.stake, r.bundle.to_wire()) for r in ctx.reports),
+            )
+        )
+        return EpochOutcome(synthesis_state=(("last_nonce", packed),))

@@ -1,0 +1,134 @@
+"""Epoch scheduling after the topic boundary: worker windows close, reputer nonces open and
+close, and the synthesis hook runs; plus this chain's simplified per-block emission.
+
+Emission (simplified x/mint, documented weaker than spec/synthesis.md 6): each block mints
+``emission_per_block`` base units, capped by the network-emissions share not yet minted
+(21.45 % of max supply, recorded at genesis as ``meta/emission_cap``);
+ValidatorsVsAlloraPercentReward of it goes to the fee collector and the rest to the rewards
+account. A closing reputer nonce's reward budget is the rewards balance times the topic's weight
+over the sum of the weights of the active topics (integer, truncating).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from alloranet.chain.context import BlockContext
+from alloranet.chain.epoch_hook import (
+    EpochContext,
+    EpochOutcome,
+    EpochProcessor,
+    Forecast,
+    Inference,
+    ReputerReport,
+)
+from alloranet.chain.errors import InvariantError
+from alloranet.chain.ledger import FEE_COLLECTOR, REWARDS, Ledger
+from alloranet.chain.msgs import ValueBundle
+from alloranet.chain.topics import PPM, WCLOSE, compute_ppm
+
+RCLOSE: Final = b"rclose/"
+
+
+def process_mint(ledger: Ledger, ctx: BlockContext) -> None:
+    cap: int = ledger.get_meta("emission_cap", 0)
+    minted: int = ledger.get_meta("minted", 0)
+    amount = min(ctx.staking.emission_per_block, cap - minted)
+    if amount <= 0:
+        return
+    ledger.set_meta("minted", minted + amount)
+    to_validators = amount * compute_ppm(ctx.emissions.validators_vs_allora_percent_reward) // PPM
+    ledger.mint(FEE_COLLECTOR, to_validators)
+    ledger.mint(REWARDS, amount - to_validators)
+
+
+def process_worker_window_closes(ledger: Ledger, ctx: BlockContext) -> None:
+    for topic_id, nonce in ledger.take_scheduled(WCLOSE, ctx.height):
+        topic = ledger.get_topic(topic_id)
+        ledger.set_nonce_open(False, topic_id, nonce, False)
+        if topic is None:
+            continue
+        ledger.set_nonce_open(True, topic_id, nonce, True)
+        ledger.schedule(RCLOSE, nonce + 2 * topic.ground_truth_lag, (topic_id, nonce))
+
+
+def compute_reward_budget(ledger: Ledger, topic_id: int) -> int:
+    weight = ledger.get_weight(topic_id)
+    total = sum(ledger.get_weight(t) for t in ledger.active_topics())
+    total = max(total, weight)
+    if weight == 0 or total == 0:
+        return 0
+    return ledger.get_balance(REWARDS) * weight // total
+
+
+def build_epoch_context(
+    ledger: Ledger, ctx: BlockContext, topic_id: int, nonce: int
+) -> EpochContext:
+    """Collect (and remove from state) the nonce's payloads, sorted by address."""
+    topic = ledger.get_topic(topic_id)
+    assert topic is not None
+    workers = ledger.take_payloads(False, topic_id, nonce)
+    inferences = tuple(Inference(addr, w[0]) for addr, w in workers if w[0] is not None)
+    inferers = {i.worker for i in inferences}
+    forecasts: list[Forecast] = []
+    for addr, w in workers:
+        elements = tuple((inferer, value) for inferer, value in w[1] if inferer in inferers)
+        if elements:  # forecasts of inferers outside the active set are dropped
+            forecasts.append(Forecast(addr, elements))
+    reports = tuple(
+        ReputerReport(addr, ledger.stake_authority(topic_id, addr), ValueBundle.from_wire(wire))
+        for addr, wire in ledger.take_payloads(True, topic_id, nonce)
+    )
+    for kind in (b"i", b"f", b"r"):
+        ledger.kv.delete(b"cnt/" + kind + topic_id.to_bytes(8, "big") + nonce.to_bytes(8, "big"))
+    return EpochContext(
+        topic_id=topic_id,
+        nonce=nonce,
+        block_height=ctx.height,
+        epoch_length=topic.epoch_length,
+        p_norm=topic.p_norm,
+        alpha_regret=topic.alpha_regret,
+        epsilon=topic.epsilon,
+        merit_sortition_alpha=topic.merit_sortition_alpha,
+        active_inferer_quantile=topic.active_inferer_quantile,
+        active_forecaster_quantile=topic.active_forecaster_quantile,
+        active_reputer_quantile=topic.active_reputer_quantile,
+        inferences=inferences,
+        forecasts=tuple(forecasts),
+        reports=reports,
+        synthesis_state=tuple(sorted(ledger.synthesis_families(topic_id).items())),
+        params=ctx.emissions,
+        reward_budget=compute_reward_budget(ledger, topic_id),
+    )
+
+
+def process_epoch_outcome(ledger: Ledger, epoch: EpochContext, outcome: EpochOutcome) -> None:
+    """Apply what synthesis returned; refuse anything that would break supply or determinism."""
+    addresses = [address for address, _ in outcome.payouts]
+    if addresses != sorted(set(addresses)):
+        raise InvariantError("epoch outcome: payouts must be sorted by address and unique")
+    if any(type(a) is not int or a <= 0 for _, a in outcome.payouts):
+        raise InvariantError("epoch outcome: every payout must be a positive integer")
+    if sum(a for _, a in outcome.payouts) > epoch.reward_budget:
+        raise InvariantError("epoch outcome: payouts exceed the reward budget")
+    families = [family for family, _ in outcome.synthesis_state]
+    if families != sorted(set(families)):
+        raise InvariantError("epoch outcome: synthesis state families must be sorted and unique")
+    for family, packed in outcome.synthesis_state:
+        ledger.set_synthesis_state(epoch.topic_id, family, packed)
+    for address, amount in outcome.payouts:
+        ledger.transfer(REWARDS, address, amount, "reward payout")
+
+
+def process_reputer_nonce_closes(
+    ledger: Ledger, ctx: BlockContext, processor: EpochProcessor
+) -> list[tuple[int, int]]:
+    closed = []
+    for topic_id, nonce in ledger.take_scheduled(RCLOSE, ctx.height):
+        ledger.set_nonce_open(True, topic_id, nonce, False)
+        if ledger.get_topic(topic_id) is None:
+            continue
+        epoch = build_epoch_context(ledger, ctx, topic_id, nonce)
+        process_epoch_outcome(ledger, epoch, processor.process_reputer_nonce_close(epoch))
+        closed.append((topic_id, nonce))
+    return closed

@@ -1,0 +1,111 @@
+"""Module parameters: emissions (spec/synthesis.md 5.5/5.6), staking and slashing.
+
+Why integers and exact floats: every parameter is consensus state. Token amounts are integer
+base units; dimensionless coefficients are float64 stored with their exact bits. Defaults are the
+values of spec/synthesis.md 5.6 (fees are in base units, as there) and, for staking, the
+small-test-chain values of spec/consensus.md 4.4 (unbonding and evidence age in blocks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass, fields
+from typing import Any
+
+from alloranet.codec import expect_float, expect_int, expect_tuple
+from alloranet.types import UALLO_PER_ALLO
+
+
+@dataclass(frozen=True, slots=True)
+class EmissionsParams:
+    """x/emissions DefaultParams (spec/synthesis.md 5.6)."""
+
+    min_topic_weight: int = 100
+    required_minimum_stake: int = 10_000
+    remove_stake_delay_window: int = 604_800
+    min_epoch_length: int = 12
+    beta_entropy: float = 0.25
+    learning_rate: float = 0.05
+    gradient_descent_max_iters: int = 10
+    max_gradient_threshold: float = 0.001
+    min_stake_fraction: float = 0.5
+    topic_reward_stake_importance: float = 0.5
+    topic_reward_fee_revenue_importance: float = 0.5
+    topic_reward_alpha: float = 0.5
+    task_reward_alpha: float = 0.1
+    validators_vs_allora_percent_reward: float = 0.25
+    create_topic_fee: int = 75_000
+    registration_fee: int = 200
+    data_sending_fee: int = 10
+    max_unfulfilled_worker_requests: int = 100
+    max_unfulfilled_reputer_requests: int = 100
+    half_max_process_stake_removals_end_block: int = 40
+    c_norm: float = 0.75
+    p_reward_inference: float = 1.0
+    p_reward_forecast: float = 3.0
+    p_reward_reputer: float = 3.0
+    c_reward_inference: float = 0.75
+    c_reward_forecast: float = 0.75
+    epsilon_reputer: float = 0.01
+    epsilon_safe_div: float = 1e-7
+    initial_regret_quantile: float = 0.25
+    p_norm_safe_div: float = 8.25
+    max_samples_to_scale_scores: int = 10
+    max_top_inferers_to_reward: int = 32
+    max_top_forecasters_to_reward: int = 6
+    max_top_reputers_to_reward: int = 6
+    max_elements_per_forecast: int = 12
+    max_active_topics_per_block: int = 1
+    blocks_per_month: int = 864_000
+    min_epoch_length_record_limit: int = 3
+    max_serialized_msg_length: int = 1_000_000
+    max_string_length: int = 255
+
+    def to_wire(self) -> tuple[Any, ...]:
+        return astuple(self)
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> EmissionsParams:
+        params: EmissionsParams = _from_wire(cls, wire, "emissions params")
+        return params
+
+
+@dataclass(frozen=True, slots=True)
+class StakingParams:
+    """Staking, slashing, minting and fee parameters for a small chain (spec/consensus.md 4.4).
+
+    ``emission_per_block`` is this chain's simplified x/mint: a fixed number of base units minted
+    per block into the rewards account (``validators_vs_allora_percent_reward`` of it to the fee
+    collector), capped by the network-emissions share that is still unminted.
+    """
+
+    unbonding_blocks: int = 500
+    max_validators: int = 100
+    max_entries: int = 7
+    power_reduction: int = UALLO_PER_ALLO
+    slash_fraction_double_sign_ppm: int = 50_000  # 5 %
+    evidence_max_age_blocks: int = 100
+    min_self_delegation: int = UALLO_PER_ALLO
+    min_tx_fee: int = 0
+    max_msgs_per_tx: int = 32
+    max_tx_bytes: int = 64 * 1024
+    max_block_txs: int = 10_000
+    emission_per_block: int = 100 * UALLO_PER_ALLO
+
+    def to_wire(self) -> tuple[Any, ...]:
+        return astuple(self)
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> StakingParams:
+        params: StakingParams = _from_wire(cls, wire, "staking params")
+        return params
+
+
+def _from_wire(cls: Any, wire: Any, what: str) -> Any:
+    items = expect_tuple(wire, what, len(fields(cls)))
+    values: list[Any] = []
+    for field, value in zip(fields(cls), items, strict=True):
+        name = f"{what}.{field.name}"
+        values.append(
+            expect_float(value, name) if field.type == "float" else expect_int(value, name)
+        )
+    return cls(*values)

@@ -1,0 +1,181 @@
+"""staking and slashing: validators, delegations with shares, unbonding, double-sign slashing.
+
+Why shares (spec/consensus.md 4.1): a validator holds ``tokens`` and issues ``shares``;
+slashing burns tokens, never shares, so every delegator loses the same fraction without the
+chain touching each delegation. Bonded tokens sit in the BONDED_POOL account and unbonding
+tokens in UNBONDING_POOL, so the total-supply invariant is just "sum of balances".
+
+Voting power = tokens // power_reduction. Validator-set updates are computed at end-block by
+comparing the top ``max_validators`` non-jailed validators with the set last returned; the
+consensus layer applies them at H+2 (spec/consensus.md 1.7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from alloranet.chain.context import BlockContext
+from alloranet.chain.errors import EvidenceError, InvalidMessageError, NotFoundError, StakeError
+from alloranet.chain.evidence import DuplicateVoteEvidence
+from alloranet.chain.ledger import BONDED_POOL, UNBONDING_POOL, Ledger, UnbondingEntry, Validator
+from alloranet.chain.msgs import MsgCreateValidator, MsgDelegate, MsgUndelegate
+
+
+def _require_validator(ledger: Ledger, pubkey: bytes) -> Validator:
+    validator = ledger.get_validator(pubkey)
+    if validator is None:
+        raise NotFoundError(f"no validator with consensus key {pubkey.hex()}")
+    return validator
+
+
+def _bond(ledger: Ledger, validator: Validator, delegator: str, amount: int) -> Validator:
+    ledger.transfer(delegator, BONDED_POOL, amount, "delegate")
+    if validator.tokens == 0 or validator.shares == 0:
+        new_shares = amount
+    else:
+        new_shares = amount * validator.shares // validator.tokens
+    if new_shares == 0:
+        raise StakeError("delegate: amount too small to buy a share of this validator")
+    ledger.set_delegation(
+        validator.pubkey, delegator, ledger.get_delegation(validator.pubkey, delegator) + new_shares
+    )
+    updated = replace(
+        validator, tokens=validator.tokens + amount, shares=validator.shares + new_shares
+    )
+    ledger.set_validator(updated)
+    return updated
+
+
+def process_create_validator(
+    ledger: Ledger, ctx: BlockContext, signer: str, msg: MsgCreateValidator
+) -> None:
+    if ledger.get_validator(msg.pubkey) is not None:
+        raise InvalidMessageError(f"validator {msg.pubkey.hex()} already exists")
+    if msg.amount < ctx.staking.min_self_delegation:
+        raise StakeError(
+            f"create_validator: self-delegation {msg.amount} is below the minimum "
+            f"{ctx.staking.min_self_delegation}"
+        )
+    validator = Validator(msg.pubkey, signer, 0, 0, False, False)
+    _bond(ledger, validator, signer, msg.amount)
+
+
+def process_delegate(ledger: Ledger, ctx: BlockContext, signer: str, msg: MsgDelegate) -> None:
+    del ctx
+    validator = _require_validator(ledger, msg.pubkey)
+    if validator.tombstoned:
+        raise StakeError("delegate: validator is tombstoned for double signing")
+    _bond(ledger, validator, signer, msg.amount)
+
+
+def process_undelegate(ledger: Ledger, ctx: BlockContext, signer: str, msg: MsgUndelegate) -> None:
+    validator = _require_validator(ledger, msg.pubkey)
+    shares = ledger.get_delegation(msg.pubkey, signer)
+    if validator.tokens == 0 or shares == 0:
+        raise StakeError(f"undelegate: {signer} has no delegation to this validator")
+    # Shares to burn, rounded up so the validator's other delegators never lose.
+    burn = -(-msg.amount * validator.shares // validator.tokens)
+    if burn > shares:
+        held = shares * validator.tokens // validator.shares
+        raise StakeError(f"undelegate: {msg.amount} exceeds the delegation of {held}")
+    count = ledger.unbonding_count(msg.pubkey, signer)
+    if count >= ctx.staking.max_entries:
+        raise StakeError(
+            f"undelegate: already {count} unbonding entries (max {ctx.staking.max_entries})"
+        )
+    ledger.set_delegation(msg.pubkey, signer, shares - burn)
+    ledger.set_validator(
+        replace(validator, tokens=validator.tokens - msg.amount, shares=validator.shares - burn)
+    )
+    ledger.transfer(BONDED_POOL, UNBONDING_POOL, msg.amount, "undelegate")
+    mature = ctx.height + ctx.staking.unbonding_blocks
+    due = ledger.unbonding_due(mature)
+    ledger.set_unbonding_due(
+        mature, (*due, UnbondingEntry(signer, msg.pubkey, msg.amount, ctx.height))
+    )
+    ledger.set_unbonding_count(msg.pubkey, signer, count + 1)
+
+
+def process_matured_unbondings(ledger: Ledger, height: int) -> None:
+    """End-block: pay out the unbonding entries that mature at ``height``."""
+    entries = ledger.unbonding_due(height)
+    for entry in entries:
+        ledger.transfer(UNBONDING_POOL, entry.delegator, entry.amount, "unbonding payout")
+        ledger.set_unbonding_count(
+            entry.pubkey, entry.delegator, ledger.unbonding_count(entry.pubkey, entry.delegator) - 1
+        )
+    ledger.set_unbonding_due(height, ())
+
+
+def validate_evidence(
+    ledger: Ledger, ctx: BlockContext, evidence: DuplicateVoteEvidence
+) -> Validator:
+    """Every rule of spec/consensus.md 1.10 / 4.2 that a block's evidence must satisfy."""
+    if evidence.height >= ctx.height:
+        raise EvidenceError(f"evidence: height {evidence.height} is not in the past")
+    if ctx.height - evidence.height > ctx.staking.evidence_max_age_blocks:
+        raise EvidenceError(
+            f"evidence: height {evidence.height} is older than "
+            f"{ctx.staking.evidence_max_age_blocks} blocks"
+        )
+    validator = ledger.get_validator(evidence.pubkey)
+    if validator is None:
+        raise EvidenceError(f"evidence: {evidence.pubkey.hex()} is not a validator")
+    if validator.tombstoned or ledger.is_evidence_seen(evidence.hash):
+        raise EvidenceError("evidence: this validator was already punished for double signing")
+    evidence.validate_signatures(ctx.chain_id)
+    return validator
+
+
+def process_evidence(ledger: Ledger, ctx: BlockContext, evidence: DuplicateVoteEvidence) -> None:
+    """Slash SlashFractionDoubleSign, jail forever and tombstone — at most once per validator.
+
+    The fraction applies to current tokens and to unbonding entries created at or after the
+    infraction height (approximation: power at the infraction height is not kept in state).
+    """
+    validator = validate_evidence(ledger, ctx, evidence)
+    ppm = ctx.staking.slash_fraction_double_sign_ppm
+    slashed = validator.tokens * ppm // 1_000_000
+    ledger.burn(BONDED_POOL, slashed)
+    ledger.set_validator(
+        replace(validator, tokens=validator.tokens - slashed, jailed=True, tombstoned=True)
+    )
+    for mature in range(ctx.height, ctx.height + ctx.staking.unbonding_blocks + 1):
+        entries = ledger.unbonding_due(mature)
+        if not entries:
+            continue
+        changed = []
+        for entry in entries:
+            if entry.pubkey == evidence.pubkey and entry.created_height >= evidence.height:
+                cut = entry.amount * ppm // 1_000_000
+                ledger.burn(UNBONDING_POOL, cut)
+                entry = replace(entry, amount=entry.amount - cut)
+            changed.append(entry)
+        ledger.set_unbonding_due(mature, tuple(changed))
+    ledger.mark_evidence(evidence.hash, ctx.height)
+
+
+def compute_validator_set(ledger: Ledger, ctx: BlockContext) -> tuple[tuple[bytes, int], ...]:
+    """The top ``max_validators`` non-jailed validators by power (ties by key), as (key, power)."""
+    ranked: list[tuple[int, bytes]] = []
+    for pubkey in ledger.validator_pubkeys():
+        validator = ledger.get_validator(pubkey)
+        if validator is None or validator.jailed:
+            continue
+        power = validator.tokens // ctx.staking.power_reduction
+        if power > 0:
+            ranked.append((-power, pubkey))
+    ranked.sort()
+    chosen = ranked[: ctx.staking.max_validators]
+    return tuple(sorted((pubkey, -neg) for neg, pubkey in chosen))
+
+
+def process_validator_updates(ledger: Ledger, ctx: BlockContext) -> tuple[tuple[bytes, int], ...]:
+    """End-block: the changes to the validator set (power 0 = removed), sorted by key."""
+    new = dict(compute_validator_set(ledger, ctx))
+    old = dict(ledger.get_meta("valset", ()))
+    updates = [(k, p) for k, p in new.items() if old.get(k) != p]
+    updates += [(k, 0) for k in old if k not in new]
+    if updates:
+        ledger.set_meta("valset", tuple(sorted(new.items())))
+    return tuple(sorted(updates))

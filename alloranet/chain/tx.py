@@ -1,0 +1,101 @@
+"""The signed transaction envelope.
+
+Layout: ``(body, signature)`` where ``body = (chain_id, signer_pubkey, sequence, fee,
+(msg, ...))``. The sign bytes are the canonical encoding of the body, prefixed by a domain tag
+so a transaction signature can never be replayed as a vote or a proposal. Replay protection:
+``sequence`` must equal the signer account's next sequence. The tx hash is SHA-256 of the full
+tx bytes (what the tx index and the mempool key on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from alloranet.chain.errors import MalformedTxError
+from alloranet.chain.msgs import MAX_AMOUNT, Msg, msg_from_wire
+from alloranet.codec import (
+    decode,
+    encode,
+    expect_bytes,
+    expect_int,
+    expect_str,
+    expect_tuple,
+    sha256,
+)
+from alloranet.crypto import PUBLIC_KEY_SIZE, SIGNATURE_SIZE, address_from_public_key
+from alloranet.errors import AlloraError
+
+TX_SIGN_TAG: Final = b"alloranet/tx/v1\x00"
+DEFAULT_MAX_TX_BYTES: Final = 64 * 1024
+MAX_MSGS: Final = 32
+
+
+@dataclass(frozen=True, slots=True)
+class TxBody:
+    chain_id: str
+    signer: bytes
+    sequence: int
+    fee: int
+    msgs: tuple[Msg, ...]
+
+    def to_wire(self) -> tuple[Any, ...]:
+        return (
+            self.chain_id,
+            self.signer,
+            self.sequence,
+            self.fee,
+            tuple(m.to_wire() for m in self.msgs),
+        )
+
+    def sign_bytes(self) -> bytes:
+        return TX_SIGN_TAG + encode(self.to_wire())
+
+    @property
+    def signer_address(self) -> str:
+        return address_from_public_key(self.signer)
+
+
+@dataclass(frozen=True, slots=True)
+class Tx:
+    body: TxBody
+    signature: bytes
+    raw: bytes
+    hash: bytes
+
+    @property
+    def signer_address(self) -> str:
+        return self.body.signer_address
+
+
+def sign_tx(
+    key: Any, chain_id: str, sequence: int, fee: int, msgs: tuple[Msg, ...] | list[Msg]
+) -> bytes:
+    """Encode and sign a transaction; ``key`` is a PrivateKey or Signer."""
+    body = TxBody(chain_id, key.public_key, sequence, fee, tuple(msgs))
+    signature = key.sign(body.sign_bytes())
+    return encode((body.to_wire(), signature))
+
+
+def decode_tx(data: bytes, max_size: int = DEFAULT_MAX_TX_BYTES) -> Tx:
+    """Decode with limits; any problem is a :class:`MalformedTxError` naming it."""
+    try:
+        wire = decode(data, max_size=max_size, max_depth=12)
+        outer = expect_tuple(wire, "tx", 2)
+        body_w = expect_tuple(outer[0], "tx.body", 5)
+        signature = expect_bytes(outer[1], "tx.signature", SIGNATURE_SIZE)
+        msgs_w = expect_tuple(body_w[4], "tx.msgs", max_len=MAX_MSGS)
+        if not msgs_w:
+            raise MalformedTxError("tx: needs at least one message")
+        body = TxBody(
+            expect_str(body_w[0], "tx.chain_id", 64),
+            expect_bytes(body_w[1], "tx.signer", PUBLIC_KEY_SIZE),
+            expect_int(body_w[2], "tx.sequence", 0, 2**63 - 1),
+            expect_int(body_w[3], "tx.fee", 0, MAX_AMOUNT),
+            tuple(msg_from_wire(m) for m in msgs_w),
+        )
+    except MalformedTxError:
+        raise
+    except AlloraError as exc:
+        raise MalformedTxError(f"malformed transaction: {exc}") from None
+    return Tx(body, signature, data, sha256(data))
