@@ -1,0 +1,206 @@
+"""Deterministic exp, log and their derivatives from correctly rounded operations only.
+
+Why: ``numpy.exp``/``log``/``power`` and ``math.exp``/``log`` are not bit-reproducible across
+CPUs and libraries (DESIGN.md section 4). Here every result is built from IEEE-754 +, -, *, /,
+floor, frexp and ldexp (all exact or correctly rounded) in a fixed order without fused
+multiply-add, so every node gets the same bits. The algorithms are fdlibm's (``e_exp.c``,
+``e_log.c``): range reduction by powers of two plus a short rational/polynomial kernel; both
+are accurate to < 1 ulp. Each vector kernel (``exp``, ``log``, ...) has a pure-Python scalar
+twin (``exp_scalar``, ...) doing exactly the same operations; a test proves them bit-identical.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e00
+_EXP_OVERFLOW = 7.09782712893383973096e02
+_EXP_UNDERFLOW = -7.45133219101941108420e02
+_P1 = 1.66666666666666019037e-01
+_P2 = -2.77777777770155933842e-03
+_P3 = 6.61375632143793436117e-05
+_P4 = -1.65339022054652515390e-06
+_P5 = 4.13813679705723846039e-08
+
+_LG1 = 6.666666666666735130e-01
+_LG2 = 3.999999999940941908e-01
+_LG3 = 2.857142874366239149e-01
+_LG4 = 2.222219843214978396e-01
+_LG5 = 1.818357216161805012e-01
+_LG6 = 1.531383769920937332e-01
+_LG7 = 1.479819860511658591e-01
+_SQRT_HALF = 0.70710678118654757
+_INV_LN10 = 0.43429448190325182765
+
+
+def _as_array(x: npt.ArrayLike) -> FloatArray:
+    return np.asarray(x, dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------------- exp
+
+
+def exp(x: npt.ArrayLike) -> FloatArray:
+    """e**x elementwise; inf above 709.78, +0 below -745.13, NaN stays NaN."""
+    xa = _as_array(x)
+    with np.errstate(all="ignore"):
+        k = np.floor(xa * _INV_LN2 + 0.5)
+        k = np.where(np.isfinite(k), k, 0.0)
+        hi = xa - k * _LN2_HI
+        lo = k * _LN2_LO
+        r = hi - lo
+        t = r * r
+        c = r - t * (_P1 + t * (_P2 + t * (_P3 + t * (_P4 + t * _P5))))
+        y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+        out = np.ldexp(y, k.astype(np.int64))
+        out = np.where(xa > _EXP_OVERFLOW, np.inf, out)
+        out = np.where(xa < _EXP_UNDERFLOW, 0.0, out)
+        out = np.where(np.isnan(xa), np.nan, out)
+    return np.asarray(out, dtype=np.float64)
+
+
+def exp_scalar(x: float) -> float:
+    """Scalar twin of :func:`exp`: the same operations in the same order."""
+    if x != x:
+        return math.nan
+    if x > _EXP_OVERFLOW:
+        return math.inf
+    if x < _EXP_UNDERFLOW:
+        return 0.0
+    k = math.floor(x * _INV_LN2 + 0.5)
+    kf = float(k)
+    hi = x - kf * _LN2_HI
+    lo = kf * _LN2_LO
+    r = hi - lo
+    t = r * r
+    c = r - t * (_P1 + t * (_P2 + t * (_P3 + t * (_P4 + t * _P5))))
+    y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+    return math.ldexp(y, k)
+
+
+# ----------------------------------------------------------------------------------- log
+
+
+def log(x: npt.ArrayLike) -> FloatArray:
+    """Natural log elementwise; -inf at 0, NaN below 0, inf at inf."""
+    xa = _as_array(x)
+    with np.errstate(all="ignore"):
+        m, e = np.frexp(xa)
+        small = m < _SQRT_HALF
+        m = np.where(small, m * 2.0, m)
+        kf = (e - small.astype(e.dtype)).astype(np.float64)
+        f = m - 1.0
+        s = f / (2.0 + f)
+        z = s * s
+        w = z * z
+        t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+        t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+        big_r = t2 + t1
+        hfsq = 0.5 * f * f
+        out = kf * _LN2_HI - ((hfsq - (s * (hfsq + big_r) + kf * _LN2_LO)) - f)
+        out = np.where(xa == 0.0, -np.inf, out)
+        out = np.where(xa < 0.0, np.nan, out)
+        out = np.where(np.isposinf(xa), np.inf, out)
+        out = np.where(np.isnan(xa), np.nan, out)
+    return np.asarray(out, dtype=np.float64)
+
+
+def log_scalar(x: float) -> float:
+    """Scalar twin of :func:`log`."""
+    if x != x or x < 0.0:
+        return math.nan
+    if x == 0.0:
+        return -math.inf
+    if x == math.inf:
+        return math.inf
+    m, e = math.frexp(x)
+    if m < _SQRT_HALF:
+        m = m * 2.0
+        e = e - 1
+    kf = float(e)
+    f = m - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+    big_r = t2 + t1
+    hfsq = 0.5 * f * f
+    return kf * _LN2_HI - ((hfsq - (s * (hfsq + big_r) + kf * _LN2_LO)) - f)
+
+
+# ------------------------------------------------------------------- derived functions
+
+
+def log10(x: npt.ArrayLike) -> FloatArray:
+    """log10(x) = log(x) / ln 10, as one extra correctly rounded multiply."""
+    return np.asarray(log(x) * _INV_LN10, dtype=np.float64)
+
+
+def log10_scalar(x: float) -> float:
+    """Scalar twin of :func:`log10`."""
+    return log_scalar(x) * _INV_LN10
+
+
+def log1p(x: npt.ArrayLike) -> FloatArray:
+    """ln(1 + x), accurate for tiny x (Goldberg's trick: log(u) * x / (u - 1), u = 1 + x)."""
+    xa = _as_array(x)
+    with np.errstate(all="ignore"):
+        u = 1.0 + xa
+        d = u - 1.0
+        ratio = np.where(d == 0.0, 1.0, xa / np.where(d == 0.0, 1.0, d))
+        out = np.where(d == 0.0, xa, log(u) * ratio)
+        out = np.where(np.isposinf(xa), np.inf, out)
+    return np.asarray(out, dtype=np.float64)
+
+
+def log1p_scalar(x: float) -> float:
+    """Scalar twin of :func:`log1p`."""
+    u = 1.0 + x
+    d = u - 1.0
+    if d == 0.0:
+        return x
+    if x == math.inf:
+        return math.inf
+    return log_scalar(u) * (x / d)
+
+
+def power(base: npt.ArrayLike, exponent: float) -> FloatArray:
+    """base**exponent for base >= 0: exact paths for 0, 0.5 (sqrt) and small integers,
+    otherwise exp(exponent * log(base))."""
+    b = _as_array(base)
+    if exponent == 0.0:
+        return np.ones_like(b)
+    if exponent == 0.5:
+        return np.asarray(np.sqrt(b), dtype=np.float64)
+    if exponent == float(int(exponent)) and 1 <= exponent <= 16:
+        out = b.copy()
+        for _ in range(int(exponent) - 1):
+            out = out * b
+        return out
+    with np.errstate(all="ignore"):
+        res = exp(exponent * log(b))
+        return np.asarray(np.where(b == 0.0, 0.0 if exponent > 0 else np.inf, res), np.float64)
+
+
+def power_scalar(base: float, exponent: float) -> float:
+    """Scalar twin of :func:`power`."""
+    if exponent == 0.0:
+        return 1.0
+    if exponent == 0.5:
+        return math.sqrt(base)
+    if exponent == float(int(exponent)) and 1 <= exponent <= 16:
+        out = base
+        for _ in range(int(exponent) - 1):
+            out = out * base
+        return out
+    if base == 0.0:
+        return 0.0 if exponent > 0 else math.inf
+    return exp_scalar(exponent * log_scalar(base))

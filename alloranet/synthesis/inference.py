@@ -1,0 +1,262 @@
+"""Network inferences (spec/synthesis.md 3.1-3.5, 3.7): forecast-implied, combined, naive,
+one-out (inferer and forecaster withheld), one-in, the weights and the confidence band.
+
+Shapes: N inferers and K forecasters, each sorted by address by the caller. Forecasts are a
+dense (K, N) matrix of forecasted log10 losses with NaN where forecaster k said nothing about
+inferer j. "No value" in an output is NaN. The one-out-inferer forecast-implied inferences only
+change for (k, j') with j' in k's forecast, so they are computed on the forecasts' padded
+element lists (K, E, E): O(K E^2) instead of O(K N^2); with Allora's cap of 12 elements per
+forecast the one-out terms cost O(N (N + K)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from alloranet.synthesis.errors import SynthesisError
+from alloranet.synthesis.stats import median, seq_sum, weighted_percentiles
+from alloranet.synthesis.weights import pool_weights, weighted_average
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: Percentiles of the confidence band (one and two sigma of a normal, and the median).
+BAND_PERCENTILES = (2.28, 15.87, 50.0, 84.13, 97.72)
+
+
+@dataclass(frozen=True)
+class InferenceRegrets:
+    """Regrets aligned to this round's sorted inferers (N) and forecasters (K); a worker with
+    no stored entry already carries the topic's initial regret."""
+
+    inferer: FloatArray  # (N,)
+    forecaster: FloatArray  # (K,)
+    naive: FloatArray  # (N,)
+    oneout_inferer_inferer: FloatArray  # (N withheld, N)
+    oneout_inferer_forecaster: FloatArray  # (N withheld, K)
+    oneout_forecaster_inferer: FloatArray  # (K withheld, N)
+    oneout_forecaster_forecaster: FloatArray  # (K withheld, K)
+    onein_inferer: FloatArray  # (K, N)
+    onein_self: FloatArray  # (K,)
+
+
+@dataclass(frozen=True)
+class SynthesisConfig:
+    """The numbers the weighting needs: p, c, epsilon, EpsilonSafeDiv."""
+
+    p_norm: float
+    c_norm: float
+    epsilon: float
+    epsilon_safe_div: float
+
+
+@dataclass(frozen=True)
+class InferenceArrays:
+    """Every network inference of one round (NaN = not computed on this path)."""
+
+    combined: float
+    naive: float
+    inferer_weights: FloatArray  # (N,)
+    forecaster_weights: FloatArray  # (K,)
+    forecast_implied: FloatArray  # (K,)
+    forecast_implied_oneout: FloatArray  # (K, N withheld)
+    oneout_inferers: FloatArray  # (N,)
+    oneout_forecasters: FloatArray  # (K,)
+    onein: FloatArray  # (K,)
+    confidence_band: FloatArray  # (5,)
+
+
+def _nan(shape: tuple[int, ...]) -> FloatArray:
+    return np.full(shape, np.nan, dtype=np.float64)
+
+
+def _band(values: FloatArray, weights: FloatArray) -> FloatArray:
+    keep = weights > 0.0
+    if not np.any(keep):
+        return _nan((len(BAND_PERCENTILES),))
+    return weighted_percentiles(values[keep], weights[keep], BAND_PERCENTILES)
+
+
+def _median_rows(values: FloatArray, mask: BoolArray) -> FloatArray:
+    out = _nan((mask.shape[0],))
+    for k in range(mask.shape[0]):  # only on the degenerate initial-regret-zero path
+        if np.any(mask[k]):
+            out[k] = median(values[mask[k]])
+    return out
+
+
+def forecast_implied(
+    inferences: FloatArray, forecasts: FloatArray, latest_loss: float, cfg: SynthesisConfig
+) -> tuple[FloatArray, FloatArray]:
+    """3.1: I_k^f and its one-out-inferer variants I_k^{f,-j'} (K, N). NaN = none."""
+    n_inf = inferences.shape[0]
+    mask = ~np.isnan(forecasts)
+    count = seq_sum(mask.astype(np.float64))
+    regrets = latest_loss - np.where(mask, forecasts, 0.0)
+    w = pool_weights(regrets, mask, cfg.p_norm, cfg.c_norm, cfg.epsilon)
+    w = np.where((count == 1.0)[:, None], mask.astype(np.float64), w)
+    vals = np.broadcast_to(inferences, forecasts.shape)
+    fi, den = weighted_average(vals, w, None)
+    fi = np.where(den != 0.0, fi, np.nan)
+    oneout = np.repeat(fi[:, None], n_inf, axis=1)
+    width = int(np.max(count)) if count.size else 0
+    if width >= 2:
+        order = np.argsort(~mask, axis=1, kind="stable")[:, :width]  # element lists, by address
+        emask = np.take_along_axis(mask, order, axis=1)
+        ereg = np.take_along_axis(regrets, order, axis=1)
+        eval_ = inferences[order]
+        keep = ~np.eye(width, dtype=bool)[None, :, :] & emask[:, None, :] & emask[:, :, None]
+        k_, e_ = forecasts.shape[0], width
+        flat_mask = keep.reshape(k_ * e_, e_)
+        flat_reg = np.broadcast_to(ereg[:, None, :], (k_, e_, e_)).reshape(k_ * e_, e_)
+        flat_val = np.broadcast_to(eval_[:, None, :], (k_, e_, e_)).reshape(k_ * e_, e_)
+        w1 = pool_weights(flat_reg, flat_mask, cfg.p_norm, cfg.c_norm, cfg.epsilon)
+        v1, d1 = weighted_average(flat_val, w1, None)
+        v1 = np.where(d1 != 0.0, v1, np.nan).reshape(k_, e_)
+        affected = emask & (count >= 2.0)[:, None]
+        rows = np.repeat(np.arange(k_), e_).reshape(k_, e_)
+        oneout[rows[affected], order[affected]] = v1[affected]
+    return np.asarray(fi, dtype=np.float64), oneout
+
+
+def _weighted(
+    regrets: FloatArray, mask: BoolArray, values: FloatArray, cfg: SynthesisConfig
+) -> tuple[FloatArray, FloatArray]:
+    w = pool_weights(regrets, mask, cfg.p_norm, cfg.c_norm, cfg.epsilon)
+    v, _ = weighted_average(values, w, cfg.epsilon_safe_div)
+    return v, w
+
+
+def compute_inference_arrays(
+    inferences: FloatArray,
+    forecasts: FloatArray,
+    regrets: InferenceRegrets,
+    latest_loss: float | None,
+    initial_regret: float,
+    cfg: SynthesisConfig,
+) -> InferenceArrays:
+    """All network inferences of one round, following the degenerate paths of 3.7."""
+    n, k = inferences.shape[0], forecasts.shape[0]
+    if n == 0:
+        raise SynthesisError("no inferences found")
+    if forecasts.shape != (k, n):
+        raise SynthesisError(f"forecasts must have shape (K, {n}), got {forecasts.shape}")
+    empty = _Result(n, k)
+    if n == 1:
+        v = float(inferences[0])
+        return empty.build(v, v, np.full(len(BAND_PERCENTILES), v))
+    if latest_loss is None:
+        m = median(inferences)
+        return empty.build(m, 0.0, weighted_percentiles(inferences, np.ones(n), BAND_PERCENTILES))
+    if initial_regret == 0.0:
+        return _all_new(inferences, forecasts, empty)
+    fi, fi_oo = forecast_implied(inferences, forecasts, latest_loss, cfg)
+    has_fi = ~np.isnan(fi)
+    fi0 = np.where(has_fi, fi, 0.0)
+    # combined (3.2)
+    pool = np.concatenate([regrets.inferer, regrets.forecaster])[None, :]
+    pmask = np.concatenate([np.ones(n, dtype=bool), has_fi])[None, :]
+    values = np.concatenate([inferences, fi0])
+    comb, w = _weighted(pool, pmask, values[None, :], cfg)
+    weights = w[0]
+    band = _band(values, weights)
+    # naive (3.3)
+    naive, _ = _weighted(regrets.naive[None, :], np.ones((1, n), dtype=bool), inferences[None], cfg)
+    # one-out inferer (3.4)
+    has_oo = ~np.isnan(fi_oo.T) & has_fi[None, :]  # (N, K)
+    pool_oo = np.concatenate([regrets.oneout_inferer_inferer, regrets.oneout_inferer_forecaster], 1)
+    mask_oo = np.concatenate([~np.eye(n, dtype=bool), has_oo], axis=1)
+    vals_oo = np.concatenate(
+        [np.broadcast_to(inferences, (n, n)), np.where(has_oo, fi_oo.T, 0.0)], axis=1
+    )
+    oneout_inf, _ = _weighted(pool_oo, mask_oo, vals_oo, cfg)
+    oneout_fc = _nan((k,))
+    onein = _nan((k,))
+    if int(np.count_nonzero(has_fi)) > 1:
+        # one-out forecaster (3.4)
+        pool_of = np.concatenate(
+            [regrets.oneout_forecaster_inferer, regrets.oneout_forecaster_forecaster], axis=1
+        )
+        mask_of = np.concatenate(
+            [np.ones((k, n), dtype=bool), has_fi[None, :] & ~np.eye(k, dtype=bool)], axis=1
+        )
+        vals_of = np.broadcast_to(values, (k, n + k))
+        oo_fc, _ = _weighted(pool_of, mask_of, vals_of, cfg)
+        oneout_fc = np.where(has_fi, oo_fc, np.nan)
+        # one-in (3.5)
+        pool_oi = np.concatenate([regrets.onein_inferer, regrets.onein_self[:, None]], axis=1)
+        mask_oi = np.ones((k, n + 1), dtype=bool)
+        vals_oi = np.concatenate([np.broadcast_to(inferences, (k, n)), fi0[:, None]], axis=1)
+        oi, _ = _weighted(pool_oi, mask_oi, vals_oi, cfg)
+        onein = np.where(has_fi, oi, np.nan)
+    return InferenceArrays(
+        combined=float(comb[0]),
+        naive=float(naive[0]),
+        inferer_weights=weights[:n].copy(),
+        forecaster_weights=weights[n:].copy(),
+        forecast_implied=np.asarray(fi, dtype=np.float64),
+        forecast_implied_oneout=np.where(has_fi[:, None], fi_oo, np.nan),
+        oneout_inferers=np.asarray(oneout_inf, dtype=np.float64),
+        oneout_forecasters=np.asarray(oneout_fc, dtype=np.float64),
+        onein=np.asarray(onein, dtype=np.float64),
+        confidence_band=band,
+    )
+
+
+class _Result:
+    """Builder for the degenerate paths: everything not given stays NaN."""
+
+    def __init__(self, n: int, k: int) -> None:
+        self.n, self.k = n, k
+
+    def build(
+        self,
+        combined: float,
+        naive: float,
+        band: FloatArray,
+        fi: FloatArray | None = None,
+        fi_oo: FloatArray | None = None,
+        oneout_inf: FloatArray | None = None,
+        oneout_fc: FloatArray | None = None,
+        onein: FloatArray | None = None,
+    ) -> InferenceArrays:
+        n, k = self.n, self.k
+        return InferenceArrays(
+            combined=combined,
+            naive=naive,
+            inferer_weights=_nan((n,)),
+            forecaster_weights=_nan((k,)),
+            forecast_implied=_nan((k,)) if fi is None else fi,
+            forecast_implied_oneout=_nan((k, n)) if fi_oo is None else fi_oo,
+            oneout_inferers=_nan((n,)) if oneout_inf is None else oneout_inf,
+            oneout_forecasters=_nan((k,)) if oneout_fc is None else oneout_fc,
+            onein=_nan((k,)) if onein is None else onein,
+            confidence_band=band,
+        )
+
+
+def _all_new(inferences: FloatArray, forecasts: FloatArray, empty: _Result) -> InferenceArrays:
+    """3.7, topic InitialRegret == 0: plain means of the inferences; I_k^f = median of the
+    inferences k forecast."""
+    n, k = empty.n, empty.k
+    mean = float(seq_sum(inferences)) / n
+    total = float(seq_sum(inferences))
+    oneout = (total - inferences) / float(n - 1)  # mean without j'
+    mask = ~np.isnan(forecasts)
+    fi = _median_rows(np.broadcast_to(inferences, (k, n)), mask)
+    has_fi = ~np.isnan(fi)
+    fc = np.where(has_fi, mean, np.nan) if int(np.count_nonzero(has_fi)) > 1 else _nan((k,))
+    band = weighted_percentiles(inferences, np.ones(n), BAND_PERCENTILES)
+    return empty.build(
+        mean,
+        mean,
+        band,
+        fi=fi,
+        fi_oo=np.repeat(fi[:, None], n, axis=1),
+        oneout_inf=np.asarray(oneout, dtype=np.float64),
+        oneout_fc=fc,
+        onein=fc.copy(),
+    )

@@ -1,0 +1,239 @@
+"""Regrets (spec/synthesis.md 2.1) and the topic's initial regret for newcomers (2.2).
+
+The stored state of a topic is :class:`RegretState`: the nine families as arrays over sorted
+inferer and forecaster addresses, NaN where a worker (or pair) has no regret yet. ``aligned``
+projects it onto one round's workers, filling the gaps with the topic's initial regret, which
+is exactly what Allora's ``Get*NetworkRegret`` returns for a missing entry.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, fields
+
+import numpy as np
+import numpy.typing as npt
+
+from alloranet import codec
+from alloranet.synthesis.ema import ema
+from alloranet.synthesis.errors import SynthesisError
+from alloranet.synthesis.inference import InferenceRegrets
+from alloranet.synthesis.losses import LossArrays
+from alloranet.synthesis.stats import quantile, sample_std
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: (family, row axis, column axis) with "i" = inferers, "f" = forecasters, "" = a vector.
+FAMILIES: tuple[tuple[str, str, str], ...] = (
+    ("inferer", "i", ""),
+    ("forecaster", "f", ""),
+    ("naive", "i", ""),
+    ("oneout_inferer_inferer", "i", "i"),
+    ("oneout_inferer_forecaster", "i", "f"),
+    ("oneout_forecaster_inferer", "f", "i"),
+    ("oneout_forecaster_forecaster", "f", "f"),
+    ("onein_inferer", "f", "i"),
+    ("onein_self", "f", ""),
+)
+
+
+def _index(
+    stored: tuple[str, ...], wanted: tuple[str, ...]
+) -> tuple[npt.NDArray[np.intp], BoolArray]:
+    """Positions of ``wanted`` in sorted ``stored`` and whether each was found."""
+    if not stored:
+        return np.zeros(len(wanted), dtype=np.intp), np.zeros(len(wanted), dtype=bool)
+    s = np.asarray(stored)
+    w = np.asarray(wanted) if wanted else np.zeros(0, dtype=s.dtype)
+    pos = np.searchsorted(s, w)
+    pos = np.minimum(pos, len(stored) - 1)
+    return pos.astype(np.intp), np.asarray(s[pos] == w, dtype=bool)
+
+
+def _check_sorted(addresses: tuple[str, ...], what: str) -> None:
+    if any(a >= b for a, b in itertools.pairwise(addresses)):
+        raise SynthesisError(f"{what} addresses must be sorted and unique")
+
+
+@dataclass(frozen=True)
+class RegretState:
+    """A topic's regrets: every family over its own sorted address sets (NaN = no entry)."""
+
+    inferers: tuple[str, ...]
+    forecasters: tuple[str, ...]
+    regrets: InferenceRegrets
+    initial_regret: float = 0.0
+
+    @staticmethod
+    def empty(initial_regret: float = 0.0) -> RegretState:
+        z1 = np.zeros(0)
+        z2 = np.zeros((0, 0))
+        arrays = {name: (z1 if col == "" else z2) for name, _, col in FAMILIES}
+        return RegretState((), (), InferenceRegrets(**arrays), initial_regret)
+
+    def _axis(self, axis: str) -> tuple[str, ...]:
+        return self.inferers if axis == "i" else self.forecasters
+
+    def aligned(self, inferers: tuple[str, ...], forecasters: tuple[str, ...]) -> InferenceRegrets:
+        """Regrets of this round's workers; missing entries take the initial regret."""
+        return self.project(inferers, forecasters, self.initial_regret)
+
+    def project(
+        self, inferers: tuple[str, ...], forecasters: tuple[str, ...], fill: float
+    ) -> InferenceRegrets:
+        """Every family re-indexed onto the given address sets, gaps filled with ``fill``."""
+        _check_sorted(inferers, "inferer")
+        _check_sorted(forecasters, "forecaster")
+        want = {"i": inferers, "f": forecasters}
+        idx = {a: _index(self._axis(a), want[a]) for a in ("i", "f")}
+        out: dict[str, FloatArray] = {}
+        for name, row, col in FAMILIES:
+            src = getattr(self.regrets, name)
+            rpos, rok = idx[row]
+            if col == "":
+                vals = src[rpos] if src.size else np.zeros(len(rpos))
+                out[name] = np.where(rok, vals, fill)
+            else:
+                cpos, cok = idx[col]
+                vals = src[np.ix_(rpos, cpos)] if src.size else np.zeros((len(rpos), len(cpos)))
+                ok = rok[:, None] & cok[None, :]
+                out[name] = np.where(ok, vals, fill)
+            out[name] = np.where(np.isnan(out[name]), fill, out[name])
+        return InferenceRegrets(**out)
+
+    def stored_mask(
+        self, inferers: tuple[str, ...], forecasters: tuple[str, ...]
+    ) -> InferenceRegrets:
+        """1.0 where a stored entry exists for this round's workers, else 0.0."""
+        proj = self.project(inferers, forecasters, np.nan)
+        return InferenceRegrets(
+            **{f.name: (~np.isnan(getattr(proj, f.name))).astype(np.float64) for f in fields(proj)}
+        )
+
+    def to_wire(self) -> tuple[codec.Value, ...]:
+        """(inferers, forecasters, initial_regret, per family (values, present-bitmap))."""
+        fams: list[codec.Value] = []
+        for name, _, _ in FAMILIES:
+            arr = np.asarray(getattr(self.regrets, name), dtype=np.float64)
+            present = ~np.isnan(arr)
+            fams.append(
+                (
+                    tuple(float(v) for v in np.where(present, arr, 0.0).ravel()),
+                    np.packbits(present.ravel()).tobytes(),
+                )
+            )
+        return (self.inferers, self.forecasters, float(self.initial_regret), tuple(fams))
+
+    @staticmethod
+    def from_wire(value: codec.Value) -> RegretState:
+        t = codec.expect_tuple(value, "regret state", 4)
+        inferers = tuple(
+            codec.expect_str(a, "inferer") for a in codec.expect_tuple(t[0], "inferers")
+        )
+        forecasters = tuple(
+            codec.expect_str(a, "forecaster") for a in codec.expect_tuple(t[1], "forecasters")
+        )
+        _check_sorted(inferers, "inferer")
+        _check_sorted(forecasters, "forecaster")
+        initial = codec.expect_float(t[2], "initial regret")
+        fams = codec.expect_tuple(t[3], "families", len(FAMILIES))
+        size = {"i": len(inferers), "f": len(forecasters), "": 1}
+        out: dict[str, FloatArray] = {}
+        for (name, row, col), fam in zip(FAMILIES, fams, strict=True):
+            pair = codec.expect_tuple(fam, name, 2)
+            vals = codec.expect_tuple(pair[0], name)
+            n = size[row] * size[col]
+            if len(vals) != n:
+                raise SynthesisError(f"regret family {name}: expected {n} values, got {len(vals)}")
+            arr = np.array([codec.expect_float(v, name) for v in vals], dtype=np.float64)
+            bits = codec.expect_bytes(pair[1], name)
+            present = np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=n).astype(bool)
+            arr = np.where(present, arr, np.nan)
+            out[name] = arr if col == "" else arr.reshape(size[row], size[col])
+        return RegretState(inferers, forecasters, InferenceRegrets(**out), initial)
+
+
+def compute_regret_arrays(
+    losses: LossArrays, previous: InferenceRegrets, alpha: float
+) -> InferenceRegrets:
+    """2.1: R <- alpha (L_A - L_B) + (1 - alpha) R_prev for every family, NaN where a loss is
+    missing. ``previous`` is aligned to the same workers (gaps = initial regret)."""
+    L = losses
+
+    def upd(ref: npt.ArrayLike, worker: npt.ArrayLike, prev: FloatArray) -> FloatArray:
+        with np.errstate(invalid="ignore"):
+            delta = np.asarray(ref, dtype=np.float64) - np.asarray(worker, dtype=np.float64)
+        return ema(alpha, delta, prev)
+
+    return InferenceRegrets(
+        inferer=upd(L.combined, L.inferer, previous.inferer),
+        forecaster=upd(L.combined, L.forecaster, previous.forecaster),
+        naive=upd(L.naive, L.inferer, previous.naive),
+        oneout_inferer_inferer=upd(
+            L.oneout_inferer[:, None], L.inferer[None, :], previous.oneout_inferer_inferer
+        ),
+        oneout_inferer_forecaster=upd(
+            L.oneout_inferer[:, None],
+            L.oneout_inferer_forecaster.T,
+            previous.oneout_inferer_forecaster,
+        ),
+        oneout_forecaster_inferer=upd(
+            L.oneout_forecaster[:, None], L.inferer[None, :], previous.oneout_forecaster_inferer
+        ),
+        oneout_forecaster_forecaster=upd(
+            L.oneout_forecaster[:, None],
+            L.forecaster[None, :],
+            previous.oneout_forecaster_forecaster,
+        ),
+        onein_inferer=upd(L.onein[:, None], L.inferer[None, :], previous.onein_inferer),
+        onein_self=upd(L.onein, L.forecaster, previous.onein_self),
+    )
+
+
+def merge_regrets(
+    state: RegretState,
+    inferers: tuple[str, ...],
+    forecasters: tuple[str, ...],
+    updated: InferenceRegrets,
+    initial_regret: float,
+) -> RegretState:
+    """New state: the union of stored and this round's workers; updated (non-NaN) entries
+    replace stored ones, everything else is carried over unchanged."""
+    all_inf = tuple(sorted(set(state.inferers) | set(inferers)))
+    all_fc = tuple(sorted(set(state.forecasters) | set(forecasters)))
+    base = state.project(all_inf, all_fc, np.nan)
+    want = {"i": inferers, "f": forecasters}
+    pos = {"i": _index(all_inf, inferers)[0], "f": _index(all_fc, forecasters)[0]}
+    out: dict[str, FloatArray] = {}
+    for name, row, col in FAMILIES:
+        arr = np.array(getattr(base, name), dtype=np.float64, copy=True)
+        new = getattr(updated, name)
+        if len(want[row]) and (col == "" or len(want[col])):
+            if col == "":
+                cur = arr[pos[row]]
+                arr[pos[row]] = np.where(np.isnan(new), cur, new)
+            else:
+                sub = np.ix_(pos[row], pos[col])
+                cur = arr[sub]
+                arr[sub] = np.where(np.isnan(new), cur, new)
+        out[name] = arr
+    return RegretState(all_inf, all_fc, InferenceRegrets(**out), initial_regret)
+
+
+def compute_initial_regret(
+    experienced_regrets: FloatArray,
+    current: float,
+    p_norm: float,
+    c_norm: float,
+    epsilon: float,
+    quantile_q: float = 0.25,
+    p_norm_safe_div: float = 8.25,
+) -> float:
+    """2.2: Q_q(r) + (c - D/p)(sigma(r) + epsilon) over experienced workers' regrets
+    (inferers then forecasters, each by address); unchanged if nobody is experienced."""
+    r = np.asarray(experienced_regrets, dtype=np.float64)
+    r = r[~np.isnan(r)]
+    if r.size == 0:
+        return current
+    return quantile(r, quantile_q) + (c_norm - p_norm_safe_div / p_norm) * (sample_std(r) + epsilon)

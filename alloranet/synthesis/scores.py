@@ -1,0 +1,156 @@
+"""Scores (spec/synthesis.md 4.1-4.4): inferers, forecasters, reputers (consensus distance,
+listening coefficients by the bounded finite-difference gradient loop), score EMAs.
+
+The reputer loop evaluates the M + 1 coefficient vectors of one iteration (the current one and
+one perturbation per reputer) as one (M + 1, M) batch, so an iteration is a few matrix passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from alloranet.synthesis.ema import ema
+from alloranet.synthesis.losses import LossReports
+from alloranet.synthesis.stats import seq_sum
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def inferer_scores(losses_oneout_inferer: FloatArray, combined_loss: float) -> FloatArray:
+    """4.1: T_j = L^{-j} - L; zero for a lone inferer."""
+    out = np.asarray(losses_oneout_inferer - combined_loss, dtype=np.float64)
+    if out.size == 1:
+        return np.zeros(1)
+    return out
+
+
+def forecaster_scores(
+    losses_oneout_forecaster: FloatArray,
+    losses_onein: FloatArray,
+    combined_loss: float,
+    naive_loss: float,
+) -> FloatArray:
+    """4.2: T_k = f T+_k + (1 - f) T-_k with f = 1 / 2^(F - 1); zero for a lone forecaster."""
+    k = losses_oneout_forecaster.size
+    if k <= 1:
+        return np.zeros(k)
+    t_minus = losses_oneout_forecaster - combined_loss
+    t_plus = naive_loss - losses_onein
+    n_values = int(np.count_nonzero(~np.isnan(losses_oneout_forecaster)))
+    f = float(np.ldexp(1.0, -(n_values - 1))) if n_values >= 1 else 1.0
+    return np.asarray(f * t_plus + (1.0 - f) * t_minus, dtype=np.float64)
+
+
+def reputer_vectors(reports: LossReports) -> FloatArray:
+    """4.3 step 2: each reputer's values in Allora's ``ExtractValues`` order (M, D)."""
+    m = reports.stakes.size
+    return np.concatenate(
+        [
+            reports.combined[:, None],
+            reports.naive[:, None],
+            reports.inferer,
+            reports.forecaster,
+            reports.oneout_inferer_forecaster.reshape(m, -1),
+            reports.oneout_inferer,
+            reports.oneout_forecaster,
+            reports.onein,
+        ],
+        axis=1,
+    )
+
+
+@dataclass(frozen=True)
+class ReputerScoring:
+    """Output of the reputer calibration."""
+
+    scores: FloatArray  # (M,) with the coefficients at the start of the last iteration
+    coefficients: FloatArray  # (M,) updated listening coefficients (stored for next time)
+    adjusted_stakes: FloatArray  # (M,) with the coefficients the scores were computed with
+
+
+def adjusted_stakes(coefficients: FloatArray, stakes: FloatArray) -> FloatArray:
+    """Row-wise min(M a_m S_m / sum a S, 1) for a batch (B, M) of coefficient vectors."""
+    a = np.atleast_2d(coefficients)
+    m = a.shape[-1]
+    prod = a * stakes[None, :]
+    total = seq_sum(prod)
+    with np.errstate(all="ignore"):
+        adj = float(m) * prod / total[:, None]
+    return np.asarray(np.minimum(adj, 1.0), dtype=np.float64)
+
+
+def consensus_scores(
+    x: FloatArray, coefficients: FloatArray, stakes: FloatArray, eps_reputer: float, eps_div: float
+) -> FloatArray:
+    """Scores (B, M) for a batch of coefficient vectors: distance of each reputer's vector to
+    the adjusted-stake-weighted consensus, NaN gaps replaced by the component's lowest value."""
+    present = ~np.isnan(x)  # (M, D)
+    adj = adjusted_stakes(coefficients, stakes)  # (B, M)
+    x0 = np.where(present, x, 0.0)
+    num = seq_sum(np.where(present[None], adj[:, :, None] * x0[None], 0.0), axis=1)  # (B, D)
+    den = seq_sum(np.where(present[None], adj[:, :, None], 0.0), axis=1)
+    with np.errstate(all="ignore"):
+        cons = num / den
+    lowest = np.min(np.where(present, x, np.inf), axis=0)  # (D,)
+    filled = np.where(present, x, lowest[None, :])
+    diff = filled[None, :, :] - cons[:, None, :]  # (B, M, D)
+    dist = np.sqrt(seq_sum(diff * diff))  # (B, M)
+    norm = np.sqrt(seq_sum(cons * cons))  # (B,)
+    norm = np.where(norm == 0.0, eps_div, norm)
+    return np.asarray(1.0 / (dist / norm[:, None] + eps_reputer), dtype=np.float64)
+
+
+def reputer_scores(
+    reports: LossReports,
+    previous_coefficients: FloatArray,
+    *,
+    eps_reputer: float = 0.01,
+    eps_div: float = 1e-7,
+    learning_rate: float = 0.05,
+    max_iters: int = 10,
+    max_gradient_threshold: float = 0.001,
+    min_stake_fraction: float = 0.5,
+) -> ReputerScoring:
+    """4.3: scores and listening coefficients by the bounded gradient loop."""
+    x = reputer_vectors(reports)
+    s = np.asarray(reports.stakes, dtype=np.float64)
+    m = s.size
+    a = np.asarray(previous_coefficients, dtype=np.float64).copy()
+    total_stake = float(seq_sum(s))
+    scores = consensus_scores(x, a[None], s, eps_reputer, eps_div)[0]
+    g_max = 1.0
+    it = 0
+    eye = np.eye(m, dtype=bool)
+    a_scored = a
+    while it < max_iters and g_max >= max_gradient_threshold:
+        delta = np.where(a == 1.0, -0.001, 0.001)
+        batch = np.vstack([a[None], np.where(eye, a[None, :] + delta[:, None], a[None, :])])
+        t = consensus_scores(x, batch, s, eps_reputer, eps_div)
+        scores = t[0]
+        a_scored = a
+        perf = seq_sum(s[None, :] * t)  # (M + 1,)
+        grad = (1.0 - perf[0] / perf[1:]) / delta
+        a_new = np.clip(a + learning_rate * grad, 0.0, 1.0)
+        f_old = float(seq_sum(a * s)) / total_stake
+        f_new = float(seq_sum(a_new * s)) / total_stake
+        if f_new < min_stake_fraction:
+            if f_new == f_old:
+                break
+            a_new = a + (a_new - a) * (min_stake_fraction - f_old) / (f_new - f_old)
+        g_max = float(np.max(np.abs(a_new - a))) / learning_rate
+        a = a_new
+        it += 1
+    return ReputerScoring(
+        scores=np.asarray(scores, dtype=np.float64),
+        coefficients=a,
+        adjusted_stakes=adjusted_stakes(a_scored, s)[0],
+    )
+
+
+def score_emas(alpha: float, scores: FloatArray, previous: FloatArray) -> FloatArray:
+    """4.4: EMA of scores; NaN previous (first time) takes the score itself."""
+    prev = np.where(np.isnan(previous), scores, previous)
+    return ema(alpha, scores, prev)

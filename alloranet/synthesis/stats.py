@@ -1,0 +1,107 @@
+"""Fixed-order reductions and the order statistics of spec/synthesis.md section 0.
+
+Why fixed order: a floating-point sum depends on the order of its terms. numpy's ``sum`` is
+pairwise with an unrolled block whose shape is an implementation detail, so every reduction
+on the consensus path here is a left-to-right running sum (``numpy.cumsum`` is a sequential
+scan: term i is added to the total of terms < i). Callers sort workers by address first, so a
+result never depends on input order. Masked entries contribute an exact ``0.0``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def seq_sum(values: npt.ArrayLike, axis: int = -1) -> FloatArray:
+    """Left-to-right sum along ``axis`` (an empty axis sums to 0.0)."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.shape[axis] == 0:
+        return np.asarray(np.zeros(np.delete(arr.shape, axis)), dtype=np.float64)
+    return np.asarray(np.take(np.cumsum(arr, axis=axis), -1, axis=axis), dtype=np.float64)
+
+
+def seq_sum_scalar(values: npt.ArrayLike) -> float:
+    """Left-to-right sum of a 1-D sequence, as a Python float."""
+    return float(seq_sum(np.asarray(values, dtype=np.float64).ravel()))
+
+
+def masked_sample_std(values: FloatArray, mask: BoolArray) -> FloatArray:
+    """Row-wise sample standard deviation (divisor n - 1) over the entries where ``mask``;
+    0 for rows with fewer than two entries (Allora's ``StdDev``)."""
+    n = seq_sum(mask.astype(np.float64))
+    x = np.where(mask, values, 0.0)
+    with np.errstate(all="ignore"):
+        mean = seq_sum(x) / np.where(n > 0, n, 1.0)
+        dev = np.where(mask, values - mean[..., None], 0.0)
+        var = seq_sum(dev * dev) / np.where(n > 1, n - 1.0, 1.0)
+    return np.asarray(np.where(n > 1, np.sqrt(var), 0.0), dtype=np.float64)
+
+
+def sample_std(values: npt.ArrayLike) -> float:
+    """Sample std of a 1-D sequence (0 for fewer than two values)."""
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    return float(masked_sample_std(arr, np.ones(arr.shape, dtype=bool)))
+
+
+def median(values: npt.ArrayLike) -> float:
+    """Median; mean of the two middle values for an even count (Allora's ``Median``)."""
+    arr = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    n = arr.size
+    if n == 0:
+        raise ValueError("median of no values")
+    if n % 2 == 1:
+        return float(arr[n // 2])
+    return float((arr[n // 2 - 1] + arr[n // 2]) / 2.0)
+
+
+def quantile(values: npt.ArrayLike, q: float) -> float:
+    """Allora's ``GetQuantileOfDecs``: sort descending, position (1 - q)(n - 1), linear
+    interpolation between the neighbours."""
+    arr = np.sort(np.asarray(values, dtype=np.float64).ravel())[::-1]
+    n = arr.size
+    if n == 0:
+        raise ValueError("quantile of no values")
+    if n == 1:
+        return float(arr[0])
+    pos = (1.0 - q) * float(n - 1)
+    lower = math.floor(pos)
+    if lower >= n - 1:
+        return float(arr[n - 1])
+    frac = pos - float(lower)
+    return float(arr[lower] + frac * (arr[lower + 1] - arr[lower]))
+
+
+def weighted_percentiles(
+    values: npt.ArrayLike, weights: npt.ArrayLike, percentiles: npt.ArrayLike
+) -> FloatArray:
+    """Allora's ``WeightedPercentile``: sort by value, position of each value = (cumulative
+    weight - half its own weight) / total weight, linear interpolation, clamped at the ends."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    ps = np.asarray(percentiles, dtype=np.float64).ravel() / 100.0
+    if v.size == 0:
+        raise ValueError("weighted percentile of no values")
+    order = np.argsort(v, kind="stable")
+    sv = v[order]
+    sw = w[order]
+    total = seq_sum_scalar(sw)
+    cum = np.cumsum(sw)
+    pos = (cum - 0.5 * sw) / total
+    out = np.empty(ps.shape, dtype=np.float64)
+    for i, p in enumerate(ps):
+        if p <= pos[0]:
+            out[i] = sv[0]
+        elif p >= pos[-1]:
+            out[i] = sv[-1]
+        else:
+            hi = int(np.searchsorted(pos, p, side="right"))
+            lo = hi - 1
+            frac = (p - pos[lo]) / (pos[hi] - pos[lo])
+            out[i] = sv[lo] + frac * (sv[hi] - sv[lo])
+    return out
