@@ -1,0 +1,61 @@
+"""Inference synthesis, scores, rewards and emissions (spec/synthesis.md 2-7): pure numpy.
+
+The chain's epoch processing calls, per topic and closed nonce:
+
+1. :func:`compute_network_losses` (reputer bundles -> stake-weighted losses, store it);
+2. :func:`compute_regret_update` (all nine regret families + the topic's initial regret);
+3. :func:`compute_scores` then :func:`compute_rewards` (integer payouts per actor);
+
+and :func:`compute_network_inferences` whenever a network inference is needed (the query and
+the reputers); :func:`compute_monthly_emission` once a month. Deterministic arithmetic only
+(DESIGN.md section 4): see :mod:`alloranet.synthesis.detmath` and :mod:`.stats`.
+"""
+
+from alloranet.synthesis.api import (
+    NetworkInferences,
+    NetworkLosses,
+    ReputerReports,
+    Rewards,
+    RewardState,
+    Scores,
+    WorkerRound,
+    compute_network_inferences,
+    compute_network_losses,
+    compute_regret_update,
+    compute_rewards,
+    compute_scores,
+)
+from alloranet.synthesis.emissions import MintParams, MonthlyEmission, compute_monthly_emission
+from alloranet.synthesis.errors import SynthesisError
+from alloranet.synthesis.inference import InferenceArrays, InferenceRegrets
+from alloranet.synthesis.losses import LossArrays, LossReports
+from alloranet.synthesis.params import ModuleParams, TopicParams
+from alloranet.synthesis.regrets import RegretState
+from alloranet.synthesis.tokens import to_base_units
+
+__all__ = [
+    "InferenceArrays",
+    "InferenceRegrets",
+    "LossArrays",
+    "LossReports",
+    "MintParams",
+    "ModuleParams",
+    "MonthlyEmission",
+    "NetworkInferences",
+    "NetworkLosses",
+    "RegretState",
+    "ReputerReports",
+    "RewardState",
+    "Rewards",
+    "Scores",
+    "SynthesisError",
+    "TopicParams",
+    "WorkerRound",
+    "compute_monthly_emission",
+    "compute_network_inferences",
+    "compute_network_losses",
+    "compute_regret_update",
+    "compute_rewards",
+    "compute_scores",
+    "to_base_units",
+]
