@@ -353,7 +353,9 @@ def execute_block(
     a pure optimisation, it never changes the outcome for honest inputs.
     """
     if isinstance(block, bytes):
-        block = Block.from_bytes(block)
+        block = Block.from_bytes(block)  # checks the body hashes
+    else:
+        block.validate_body_hashes()
     validate_header(state, block.header)
     ctx = _context(state, block.header)
     if len(block.txs) > ctx.staking.max_block_txs:

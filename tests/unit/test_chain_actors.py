@@ -1,0 +1,272 @@
+"""workers and reputers: registration, stake, delegation, removal delay, payload windows
+(first and last block in, one before and one after out) and the epoch hook."""
+
+from __future__ import annotations
+
+import pytest
+
+from alloranet.chain.app import get_balance, validate_invariants
+from alloranet.chain.epoch_hook import EpochContext, EpochOutcome
+from alloranet.chain.errors import (
+    InvalidMessageError,
+    InvariantError,
+    NotFoundError,
+    StakeError,
+    UnauthorizedError,
+    WindowError,
+)
+from alloranet.chain.kv import Overlay
+from alloranet.chain.ledger import TOPIC_STAKE_POOL, Ledger
+from alloranet.chain.msgs import (
+    MsgAddStake,
+    MsgDelegateStake,
+    MsgInsertReputerPayload,
+    MsgInsertWorkerPayload,
+    MsgRegister,
+    MsgRemoveStake,
+    ValueBundle,
+)
+from alloranet.chain.params import EmissionsParams
+from alloranet.chain.testkit import TestChain, topic_msg
+
+WORKERS = ("w1", "w2", "w3", "w4", "w5")
+REPUTERS = ("r1", "r2", "r3", "r4", "r5")
+# topic 1: epoch 12, ground-truth lag 12, worker window 6. Created at h1, activated at h2,
+# first epoch end h14 -> worker window 15..20, reputer window 26..38, closes at end of 38.
+NONCE = 14
+
+
+class Recorder:
+    """An EpochProcessor that records its input and pays a fixed payout."""
+
+    def __init__(self, payout: int = 0) -> None:
+        self.calls: list[EpochContext] = []
+        self.payout = payout
+
+    def process_reputer_nonce_close(self, ctx: EpochContext) -> EpochOutcome:
+        self.calls.append(ctx)
+        payouts = ()
+        if self.payout and ctx.reports:
+            payouts = ((ctx.reports[0].reputer, min(self.payout, ctx.reward_budget)),)
+        return EpochOutcome(synthesis_state=(("regret/inferer", b"packed"),), payouts=payouts)
+
+
+def setup(processor: Recorder | None = None, **params: int) -> TestChain:
+    chain = TestChain.create(
+        accounts=("alice", "bob", *WORKERS, *REPUTERS),
+        emissions=EmissionsParams(**params) if params else None,
+    )
+    if processor is not None:
+        chain.processor = processor
+    chain.block([chain.tx("alice", topic_msg())])
+    txs = [chain.tx(w, MsgRegister(1, False)) for w in WORKERS]
+    txs += [chain.tx(r, MsgRegister(1, True)) for r in REPUTERS]
+    txs += [chain.tx(r, MsgAddStake(1, 20_000)) for r in REPUTERS[:4]]
+    results = chain.block(txs)
+    assert all(r.code == 0 for r in results.tx_results), results.tx_results
+    return chain
+
+
+def payload(chain: TestChain, label: str, nonce: int = NONCE, value: float = 1.5, fc=()) -> bytes:  # type: ignore[no-untyped-def]
+    return chain.tx(label, MsgInsertWorkerPayload(1, nonce, value, tuple(fc)))
+
+
+def bundle(chain: TestChain) -> ValueBundle:
+    inferers = tuple(sorted((chain.address(w), -1.0) for w in ("w1", "w2")))
+    return ValueBundle(-1.0, -0.5, inferers, (), (), (), (), ())
+
+
+def rep(chain: TestChain, label: str, nonce: int = NONCE) -> bytes:
+    return chain.tx(label, MsgInsertReputerPayload(1, nonce, bundle(chain)))
+
+
+def codes(result) -> list[int]:  # type: ignore[no-untyped-def]
+    return [r.code for r in result.tx_results]
+
+
+def test_register_charges_fee_and_rejects_twice_and_unknown_topic() -> None:
+    chain = setup()
+    lg = Ledger(Overlay(chain.state))
+    assert lg.is_registered(1, chain.address("w1"), False)
+    assert lg.is_registered(1, chain.address("r1"), True)
+    assert lg.get_fee_revenue(1) == 75_000 + 10 * 200
+    res = chain.block(
+        [chain.tx("w1", MsgRegister(1, False)), chain.tx("bob", MsgRegister(9, True))]
+    )
+    assert codes(res) == [InvalidMessageError.code, NotFoundError.code]
+    assert "already a worker" in res.tx_results[0].log
+
+
+def test_stake_rules() -> None:
+    chain = setup()
+    res = chain.block(
+        [
+            chain.tx("w1", MsgAddStake(1, 5)),  # not a reputer
+            chain.tx("bob", MsgDelegateStake(1, chain.address("w1"), 5)),  # w1 not a reputer
+            chain.tx("bob", MsgDelegateStake(1, chain.address("r5"), 7_000)),
+            chain.tx("r5", MsgAddStake(1, 3_000)),
+        ]
+    )
+    assert codes(res) == [UnauthorizedError.code, UnauthorizedError.code, 0, 0]
+    lg = Ledger(Overlay(chain.state))
+    assert lg.stake_authority(1, chain.address("r5")) == 10_000
+    assert lg.get_topic_stake(1) == 4 * 20_000 + 10_000
+    assert get_balance(chain.state, TOPIC_STAKE_POOL) == 90_000
+    validate_invariants(chain.state)
+
+
+def test_remove_stake_waits_for_delay() -> None:
+    chain = setup(remove_stake_delay_window=5)
+    r1 = chain.address("r1")
+    before = get_balance(chain.state, r1)
+    res = chain.block(
+        [
+            chain.tx("r1", MsgRemoveStake(1, 15_000)),  # h3 -> paid at end of h8
+            chain.tx("r1", MsgRemoveStake(1, 5_001)),  # only 5,000 left removable
+        ]
+    )
+    assert codes(res) == [0, StakeError.code] and "removable" in res.tx_results[1].log
+    chain.advance_to(7)
+    assert get_balance(chain.state, r1) == before
+    assert Ledger(Overlay(chain.state)).get_reputer_stake(1, r1) == 20_000
+    chain.block()  # h8
+    assert get_balance(chain.state, r1) == before + 15_000
+    assert Ledger(Overlay(chain.state)).get_reputer_stake(1, r1) == 5_000
+    validate_invariants(chain.state)
+
+
+def test_worker_window_boundaries() -> None:
+    chain = setup()
+    chain.advance_to(13)
+    res = chain.block([payload(chain, "w1")])  # h14: nonce opens only at the end of 14
+    assert codes(res) == [WindowError.code] and "no open worker window" in res.tx_results[0].log
+    assert codes(chain.block([payload(chain, "w1")])) == [0]  # h15 first in
+    chain.advance_to(19)
+    assert codes(chain.block([payload(chain, "w2")])) == [0]  # h20 last in
+    assert codes(chain.block([payload(chain, "w3")])) == [WindowError.code]  # h21 out
+
+
+def test_worker_payload_rules() -> None:
+    chain = setup(max_elements_per_forecast=2, max_top_inferers_to_reward=3)
+    chain.advance_to(14)
+    w = {label: chain.address(label) for label in WORKERS}
+    fc_ok = tuple(sorted(((w["w2"], 0.1), (w["w3"], 0.2))))
+    fc_long = tuple(sorted((w[x], 0.1) for x in ("w2", "w3", "w4")))
+    res = chain.block(
+        [
+            payload(chain, "w1", fc=fc_ok),
+            payload(chain, "w1"),  # a second payload for the same nonce
+            payload(chain, "w2", fc=fc_long),  # too many forecast elements
+            payload(chain, "w3", fc=((chain.address("bob"), 0.1),)),  # bob is not a worker
+            chain.tx("bob", MsgInsertWorkerPayload(1, NONCE, 1.0, ())),  # not registered
+            payload(chain, "w4", nonce=13),  # no such nonce
+            payload(chain, "w2"),
+            payload(chain, "w3"),
+            payload(chain, "w4"),  # the inferer set (capacity 3) is full
+        ]
+    )
+    assert codes(res) == [
+        0,
+        WindowError.code,
+        InvalidMessageError.code,
+        InvalidMessageError.code,
+        UnauthorizedError.code,
+        WindowError.code,
+        0,
+        0,
+        WindowError.code,
+    ]
+    assert "already submitted" in res.tx_results[1].log
+    assert "full" in res.tx_results[8].log
+
+
+def test_reputer_window_boundaries() -> None:
+    chain = setup()
+    chain.advance_to(15)
+    chain.block([payload(chain, "w1")])  # h16
+    chain.advance_to(24)
+    assert codes(chain.block([rep(chain, "r1")])) == [WindowError.code]  # h25: one before
+    assert codes(chain.block([rep(chain, "r1")])) == [0]  # h26: first in
+    chain.advance_to(37)
+    assert codes(chain.block([rep(chain, "r2")])) == [0]  # h38: last in
+    assert codes(chain.block([rep(chain, "r3")])) == [WindowError.code]  # h39: closed
+
+
+def test_reputer_payload_rules() -> None:
+    chain = setup(max_top_reputers_to_reward=2)
+    chain.advance_to(15)
+    chain.block([payload(chain, "w1")])
+    chain.advance_to(25)
+    res = chain.block(
+        [
+            rep(chain, "r1"),
+            rep(chain, "r1"),  # duplicate
+            rep(chain, "r5"),  # registered, no stake
+            chain.tx("w1", MsgInsertReputerPayload(1, NONCE, bundle(chain))),  # not a reputer
+            rep(chain, "r2"),
+            rep(chain, "r3"),  # reputer set (capacity 2) full
+        ]
+    )
+    assert codes(res) == [
+        0,
+        WindowError.code,
+        StakeError.code,
+        UnauthorizedError.code,
+        0,
+        WindowError.code,
+    ]
+    assert "below the required minimum" in res.tx_results[2].log
+
+
+def test_hook_receives_sorted_context_and_pays() -> None:
+    recorder = Recorder(payout=1_000)
+    chain = setup(recorder)
+    chain.advance_to(14)
+    w = {label: chain.address(label) for label in WORKERS}
+    fc = tuple(sorted(((w["w1"], 0.3), (w["w5"], 0.4))))  # w5 never infers: element dropped
+    chain.block(
+        [
+            payload(chain, "w2", value=2.0),
+            payload(chain, "w1", value=1.0, fc=fc),
+            chain.tx("w3", MsgInsertWorkerPayload(1, NONCE, None, ((w["w5"], 0.1),))),
+        ]
+    )
+    chain.advance_to(26)
+    chain.block([rep(chain, "r2"), rep(chain, "r1")])
+    chain.advance_to(37)
+    assert recorder.calls == []
+    r1 = chain.address("r1")
+    reputers = sorted([r1, chain.address("r2")])
+    before = {a: get_balance(chain.state, a) for a in reputers}
+    res = chain.block()  # h38: reputer nonce closes at the end of its window
+    assert ("reputer_nonce_closed", f"1:{NONCE}") in res.events
+    (ctx,) = recorder.calls
+    assert ctx.topic_id == 1 and ctx.nonce == NONCE and ctx.block_height == 38
+    assert [i.worker for i in ctx.inferences] == sorted([w["w1"], w["w2"]])
+    assert {i.worker: i.value for i in ctx.inferences} == {w["w1"]: 1.0, w["w2"]: 2.0}
+    assert [(f.forecaster, f.elements) for f in ctx.forecasts] == [(w["w1"], ((w["w1"], 0.3),))]
+    assert [r.reputer for r in ctx.reports] == reputers
+    assert all(r.stake == 20_000 for r in ctx.reports)
+    assert ctx.reward_budget > 0 and ctx.p_norm == 3.0
+    assert get_balance(chain.state, reputers[0]) == before[reputers[0]] + 1_000
+    assert get_balance(chain.state, reputers[1]) == before[reputers[1]]
+    lg = Ledger(Overlay(chain.state))
+    assert lg.get_synthesis_state(1, "regret/inferer") == b"packed"
+    assert lg.get_payload(False, 1, NONCE, w["w1"]) is None  # payloads cleaned up
+    validate_invariants(chain.state)
+
+
+def test_outcome_breaking_the_rules_is_refused() -> None:
+    class Greedy:
+        def process_reputer_nonce_close(self, ctx: EpochContext) -> EpochOutcome:
+            return EpochOutcome(payouts=((ctx.reports[0].reputer, ctx.reward_budget + 1),))
+
+    chain = setup()
+    chain.processor = Greedy()
+    chain.advance_to(15)
+    chain.block([payload(chain, "w1")])
+    chain.advance_to(26)
+    chain.block([rep(chain, "r1")])
+    chain.advance_to(37)
+    with pytest.raises(InvariantError, match="budget"):
+        chain.block()
