@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alloranet.errors import AlloraError
 
 #: Modules under alloranet.cli that contribute verbs, in help order.
-VERB_MODULES = ("keys",)
+VERB_MODULES = ("keys", "synthesis")
 
 EPILOG = """examples:
   alloranet keys add --name alice --home ~/.alloranet
