@@ -353,6 +353,8 @@ class P2PHost:
             self._blocked = frozenset()
         else:
             self._blocked = self._blocked - frozenset(peer_ids)
+        network = self._check()
+        self._soon(network.lift_refusals)
 
     def penalise(self, peer_id: str, reason: str) -> None:
         """Score a peer down (e.g. it sent an invalid block); bans and disconnects at threshold."""

@@ -149,9 +149,10 @@ async def attack_dup_flood(
 ) -> dict[str, Any]:
     """One valid-looking message (a one-item batch) written 500 times."""
     from alloranet.p2p.batcher import encode_batch
+    from alloranet.p2p.node_demo import FOREIGN_ORIGIN, encode_item
 
     stream = await _meshsub(host, info)
-    data = encode_batch([b"DUP" + rng.randbytes(29)])
+    data = encode_batch([encode_item(FOREIGN_ORIGIN, rng.randrange(2**63), 64)])
     frame = _frame(rpc_pb2.RPC(publish=[_message(kp, topic, data, sign=True)]).SerializeToString())
     return {"frames": await _write_frames(stream, [frame] * 500), "data": data.hex()}
 

@@ -137,6 +137,7 @@ class Network:
         self._topics: dict[str, Validator | None] = {}
         self._forwarders: collections.OrderedDict[bytes, str] = collections.OrderedDict()
         self._blacklisted: set[str] = set()
+        self._ensuring: set[str] = set()
         self._stop = trio.Event()
         self._out_send, self._out_recv = trio.open_memory_channel[tuple[str, bytes, Any]](
             config.max_inflight_publishes * 2
@@ -365,7 +366,7 @@ class Network:
             if peer in refused:
                 self.nursery.start_soon(self._close_peer, peer)
 
-    def _lift_refusals(self) -> None:
+    def lift_refusals(self) -> None:
         for peer in list(self._blacklisted):
             if not self._is_refused(peer):
                 self._blacklisted.discard(peer)
@@ -375,8 +376,9 @@ class Network:
         """Keeps every known peer connected, retrying with capped exponential backoff."""
         cfg = self.config
         while True:
-            self._lift_refusals()
+            self.lift_refusals()
             connected = set(self.connected_peers())
+            self._ensure_pubsub_streams(connected)
             now = trio.current_time()
             for peer, entry in list(self.known.items()):
                 if peer in connected:
@@ -391,6 +393,24 @@ class Network:
                 entry.next_try = now + entry.backoff + cfg.dial_timeout
                 self.nursery.start_soon(self._redial_one, peer, entry)
             await trio.sleep(min(0.25, cfg.redial_initial))
+
+    def _ensure_pubsub_streams(self, connected: set[str]) -> None:
+        """Re-register connected peers that pubsub lost (e.g. they arrived while blacklisted)."""
+        assert self.nursery is not None
+        registered = {str(p.to_base58()) for p in list(self.pubsub.peers)}
+        for peer in connected - registered - self._ensuring:
+            if not self._is_refused(peer):
+                self._ensuring.add(peer)
+                self.nursery.start_soon(self._ensure_one, peer)
+
+    async def _ensure_one(self, peer: str) -> None:
+        try:
+            with trio.move_on_after(self.config.dial_timeout):
+                await self.pubsub.ensure_peer_stream(ID.from_base58(peer), self.config.dial_timeout)
+        except Exception:
+            log.debug("p2p: pubsub stream to %s failed", peer, exc_info=True)
+        finally:
+            self._ensuring.discard(peer)
 
     async def _redial_one(self, peer: str, entry: PeerEntry) -> None:
         try:

@@ -37,10 +37,12 @@ from alloranet.p2p.host import P2PHost
 from alloranet.p2p.types import Inbound, Verdict
 
 _HEAD: Final = struct.Struct(">HQQ")  # origin index, seq, send ns
+#: Items with this origin come from outside the cluster (the hostile duplicate flood).
+FOREIGN_ORIGIN: Final = 0xFFFF
 MAX_BATCH_ITEMS: Final = 4096
 
 
-def _item(origin: int, seq: int, size: int) -> bytes:
+def encode_item(origin: int, seq: int, size: int) -> bytes:
     head = _HEAD.pack(origin, seq, time.time_ns())
     return head + b"\x00" * max(0, size - len(head))
 
@@ -93,9 +95,9 @@ class Demo:
         key = hashlib.sha256(msg.data).hexdigest()[:16]
         self.batch_hex[key] = self.batch_hex.get(key, 0) + 1
         for item in decode_batch(msg.data, max_items=MAX_BATCH_ITEMS, max_size=1024 * 1024):
-            if len(item) < _HEAD.size:
-                continue  # the hostile duplicate-flood item
             origin, seq, sent = _HEAD.unpack_from(item)
+            if origin == FOREIGN_ORIGIN:
+                continue
             if (origin, seq) in self.tx_seen:
                 self.tx_dups += 1
                 continue
@@ -117,7 +119,7 @@ class Demo:
         for _ in range(count):
             for _ in range(items):
                 self.seq += 1
-                await self.batcher.add(_item(self.index, self.seq, size))
+                await self.batcher.add(encode_item(self.index, self.seq, size))
             await self.batcher.flush()
 
     async def load(self, tx_per_s: float, votes_per_s: float, seconds: float, size: int) -> None:
@@ -130,7 +132,7 @@ class Demo:
                 while sent < due:
                     self.seq += 1
                     sent += 1
-                    await self.batcher.add(_item(self.index, self.seq, size))
+                    await self.batcher.add(encode_item(self.index, self.seq, size))
                 await asyncio.sleep(0.005)
             await self.batcher.flush()
 
@@ -138,7 +140,7 @@ class Demo:
             vseq = 0
             while time.monotonic() - start < seconds and votes_per_s > 0:
                 vseq += 1
-                await self.host.publish("vote", _item(self.index, 10**9 + vseq, 200))
+                await self.host.publish("vote", encode_item(self.index, 10**9 + vseq, 200))
                 await asyncio.sleep(1.0 / votes_per_s)
 
         await asyncio.gather(txs(), votes())
