@@ -1,0 +1,29 @@
+"""Shared loading of the reference vectors and the worst-error bookkeeping."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+VECTORS = Path(os.environ.get("ALLORANET_VECTORS", "/work/shared/vectors/allora"))
+
+
+def load(name: str) -> Any:
+    return json.loads((VECTORS / name).read_text())
+
+
+def rel_error(got: Any, expected: Any) -> float:
+    """Worst relative error between two (nested) number lists; NaN/None must match."""
+    g = np.array(got, dtype=np.float64)
+    e = np.array(expected, dtype=np.float64)
+    assert g.shape == e.shape, (g.shape, e.shape)
+    assert np.array_equal(np.isnan(g), np.isnan(e))
+    ok = ~np.isnan(e)
+    if not np.any(ok):
+        return 0.0
+    denom = np.maximum(np.abs(e[ok]), 1e-300)
+    return float(np.max(np.abs(g[ok] - e[ok]) / denom))
