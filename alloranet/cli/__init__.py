@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alloranet.errors import AlloraError
 
 #: Modules under alloranet.cli that contribute verbs, in help order.
-VERB_MODULES = ("keys", "synthesis")
+VERB_MODULES = ("init", "start", "keys", "synthesis", "testnet")
 
 EPILOG = """examples:
   alloranet keys add --name alice --home ~/.alloranet

@@ -1,0 +1,139 @@
+"""Read-only JSON views of the committed state for the HTTP API and the CLI.
+
+Why strings for amounts: balances reach 1e27 base units, beyond what JSON numbers carry
+exactly in most clients (Allora's REST API does the same).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from alloranet.chain import app as chain
+from alloranet.chain.block import Block
+from alloranet.chain.kv import AppState
+from alloranet.chain.ledger import Ledger, ledger_of
+from alloranet.crypto import address_from_public_key, validate_address
+from alloranet.rpc.api import NotFoundError
+
+
+def _u64(value: int) -> bytes:
+    return value.to_bytes(8, "big")
+
+
+def account_view(state: AppState, address: str) -> dict[str, Any]:
+    validate_address(address)
+    ledger = ledger_of(state)
+    pubkey, sequence = ledger.get_account(address)
+    return {
+        "address": address,
+        "balance": str(ledger.get_balance(address)),
+        "sequence": sequence,
+        "public_key": pubkey.hex() if pubkey else None,
+    }
+
+
+def block_view(block: Block, block_id: bytes | None = None) -> dict[str, Any]:
+    from alloranet.codec import sha256
+
+    h = block.header
+    return {
+        "height": h.height,
+        "hash": h.hash.hex(),
+        "block_id": (block_id or b"").hex() or None,
+        "time_ms": h.time_ms,
+        "chain_id": h.chain_id,
+        "prev_block_hash": h.prev_block_hash.hex(),
+        "app_hash": h.app_hash.hex(),
+        "proposer": address_from_public_key(h.proposer),
+        "num_txs": len(block.txs),
+        "txs": [sha256(tx).hex() for tx in block.txs],
+        "evidence": len(block.evidence),
+    }
+
+
+def _addresses(ledger: Ledger, prefix: bytes) -> list[str]:
+    return sorted(key[len(prefix) :].decode() for key, _ in ledger.kv.items_with_prefix(prefix))
+
+
+def _nonces(ledger: Ledger, prefix: bytes) -> list[int]:
+    return sorted(
+        int.from_bytes(key[len(prefix) :], "big") for key, _ in ledger.kv.items_with_prefix(prefix)
+    )
+
+
+def topic_ids(state: AppState) -> list[int]:
+    ledger = ledger_of(state)
+    return sorted(
+        int.from_bytes(key[len(b"topic/") :], "big")
+        for key, _ in ledger.kv.items_with_prefix(b"topic/")
+    )
+
+
+def topic_view(state: AppState, topic_id: int) -> dict[str, Any]:
+    """The topic's rules, money, members and open windows (what a worker SDK watches)."""
+    ledger = ledger_of(state)
+    topic = ledger.get_topic(topic_id)
+    if topic is None:
+        raise NotFoundError(f"no topic {topic_id}")
+    height = chain.get_height(state)
+    view = asdict(topic)
+    tid = _u64(topic_id)
+    worker_nonces = _nonces(ledger, b"wopen/" + tid)
+    reputer_nonces = _nonces(ledger, b"ropen/" + tid)
+    latest = max(worker_nonces) if worker_nonces else None
+    view.update(
+        {
+            "height": height,
+            "fee_revenue": str(ledger.get_fee_revenue(topic_id)),
+            "weight": str(ledger.get_weight(topic_id)),
+            "stake": str(ledger.get_topic_stake(topic_id)),
+            "workers": _addresses(ledger, b"worker/" + tid),
+            "reputers": _addresses(ledger, b"reputer/" + tid),
+            "worker_nonce": None
+            if latest is None
+            else {
+                "nonce": latest,
+                "window_closes_at": latest + topic.worker_submission_window,
+            },
+            "reputer_nonces": [
+                {
+                    "nonce": n,
+                    "window_opens_at": n + topic.ground_truth_lag,
+                    "window_closes_at": n + 2 * topic.ground_truth_lag,
+                }
+                for n in reputer_nonces
+            ],
+        }
+    )
+    return view
+
+
+def topic_summaries(state: AppState) -> list[dict[str, Any]]:
+    ledger = ledger_of(state)
+    out = []
+    for topic_id in topic_ids(state):
+        topic = ledger.get_topic(topic_id)
+        assert topic is not None
+        out.append(
+            {
+                "id": topic.id,
+                "metadata": topic.metadata,
+                "active": topic.active,
+                "epoch_length": topic.epoch_length,
+                "weight": str(ledger.get_weight(topic_id)),
+            }
+        )
+    return out
+
+
+def worker_payloads(state: AppState, topic_id: int, nonce: int) -> list[tuple[str, Any]]:
+    """The nonce's stored worker payloads (inference, forecast) sorted by worker."""
+    from alloranet.codec import decode
+
+    ledger = ledger_of(state)
+    prefix = Ledger.payload_key(False, topic_id, nonce)
+    return [
+        (key[len(prefix) :].decode(), decode(raw))
+        for key, raw in ledger.kv.items_with_prefix(prefix)
+    ]
