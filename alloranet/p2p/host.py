@@ -367,6 +367,10 @@ class P2PHost:
         with self._score_lock:
             return self._scores.get_score(peer_id)
 
+    def is_banned(self, peer_id: str) -> bool:
+        with self._score_lock:
+            return self._scores.is_banned(peer_id)
+
     def _score_penalise(self, peer_id: str, reason: str) -> bool:
         with self._score_lock:
             return self._scores.penalise(peer_id, reason)

@@ -1,0 +1,218 @@
+"""The real libp2p host, in one process (two hosts, each with its own network thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import trio
+
+from alloranet.errors import KeyFileError
+from alloranet.p2p import hostile
+from alloranet.p2p.config import P2PConfig, compute_topic
+from alloranet.p2p.errors import (
+    HostClosedError,
+    HostCrashedError,
+    MessageTooLargeError,
+    PeerUnreachableError,
+    RemoteError,
+    RequestTimeoutError,
+)
+from alloranet.p2p.host import P2PHost
+from alloranet.p2p.identity import load_peer_id
+from alloranet.p2p.types import Inbound, Verdict
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def next_msg(sub: AsyncIterator[Inbound], timeout: float = 10.0) -> Inbound:
+    return await asyncio.wait_for(anext(sub), timeout)
+
+
+async def publish_until(
+    host: P2PHost, channel: str, data: bytes, sub: AsyncIterator[Inbound]
+) -> Inbound:
+    """Gossip needs the remote subscription to arrive first: retry until delivered."""
+    for _ in range(100):
+        await host.publish(channel, data)
+        try:
+            return await asyncio.wait_for(anext(sub), 0.2)
+        except TimeoutError:
+            continue
+    raise AssertionError("never delivered")
+
+
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[tuple[P2PHost, P2PHost]]:
+    a = P2PHost(P2PConfig(key_file=tmp_path / "a.key", max_request_size=1000))
+    b = P2PHost(P2PConfig(key_file=tmp_path / "b.key", max_response_size=2000))
+    await a.start()
+    await b.start()
+    try:
+        yield a, b
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_key_file_is_persistent_and_private(tmp_path: Path) -> None:
+    path = tmp_path / "node.key"
+    first = load_peer_id(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_peer_id(path) == first and first.startswith("12D3KooW")
+    os.chmod(path, 0o644)
+    with pytest.raises(KeyFileError):
+        load_peer_id(path)
+
+
+async def test_gossip_request_and_limits(pair: tuple[P2PHost, P2PHost]) -> None:
+    a, b = pair
+    sub_b = b.subscribe("tx")
+    seen: list[str] = []
+
+    async def handler(peer: str, data: bytes) -> bytes:
+        seen.append(peer)
+        if data == b"boom":
+            raise ValueError("bad request")
+        if data == b"big":
+            return b"x" * 5000
+        if data == b"slow":
+            await asyncio.sleep(5)
+        return data.upper()
+
+    b.set_request_handler("sync", handler)
+    await a.connect(b.listen_addrs[0])
+    assert a.peers() == [b.peer_id]
+    msg = await publish_until(a, "tx", b"hello", sub_b)
+    assert (msg.channel, msg.origin, msg.forwarder, msg.data) == (
+        "tx",
+        a.peer_id,
+        a.peer_id,
+        b"hello",
+    )
+
+    assert await a.request(b.peer_id, "sync", b"abc", timeout=5) == b"ABC"
+    assert seen == [a.peer_id]
+    with pytest.raises(RemoteError, match="bad request"):
+        await a.request(b.peer_id, "sync", b"boom", timeout=5)
+    with pytest.raises(RemoteError, match="TOO_LARGE"):
+        await a.request(b.peer_id, "sync", b"big", timeout=5)
+    with pytest.raises(PeerUnreachableError):  # protocol negotiation fails: no such handler
+        await a.request(b.peer_id, "other", b"x", timeout=5)
+    with pytest.raises(RequestTimeoutError):
+        await a.request(b.peer_id, "sync", b"slow", timeout=0.5)
+    with pytest.raises(MessageTooLargeError):
+        await a.request(b.peer_id, "sync", b"x" * 1001, timeout=5)
+    with pytest.raises(MessageTooLargeError):
+        await a.publish("tx", b"x" * (a._config.max_gossip_size + 1))
+    # still healthy after all of that
+    assert await a.request(b.peer_id, "sync", b"ok", timeout=5) == b"OK"
+
+
+async def test_reject_verdict_scores_down_and_bans(pair: tuple[P2PHost, P2PHost]) -> None:
+    a, b = pair
+    sub = b.subscribe(
+        "vote", lambda fwd, data: Verdict.REJECT if data.startswith(b"bad") else Verdict.ACCEPT
+    )
+    await a.connect(b.listen_addrs[0])
+    await publish_until(a, "vote", b"good-0", sub)
+    for i in range(4):  # 10 points each; -30 bans (score recovers 1 point per second)
+        await a.publish("vote", b"bad-%d" % i)
+    await wait_for(lambda: b.is_banned(a.peer_id))
+    await wait_for(lambda: a.peer_id not in b.peers())
+    with pytest.raises(PeerUnreachableError):
+        await b.connect(a.listen_addrs[0])
+
+
+async def test_block_and_unblock_peers(pair: tuple[P2PHost, P2PHost]) -> None:
+    a, b = pair
+    sub = b.subscribe("tx")
+    await a.connect(b.listen_addrs[0])
+    await publish_until(a, "tx", b"before", sub)
+    b.block_peers({a.peer_id})
+    await wait_for(lambda: b.peers() == [] and a.peers() == [])
+    # a's redial loop keeps trying; b refuses every new connection while blocked
+    await asyncio.sleep(1.0)
+    assert b.peers() == []
+    b.unblock_peers()
+    await wait_for(lambda: b.peers() == [a.peer_id], timeout=10)
+    await publish_until(a, "tx", b"after", sub)
+
+
+async def test_malformed_pubsub_frame_does_not_kill_the_host(
+    pair: tuple[P2PHost, P2PHost],
+) -> None:
+    """The remote crash of spec/libp2p.md §5: one garbage protobuf frame on /meshsub."""
+    a, b = pair
+    sub = b.subscribe("tx")
+    await a.connect(b.listen_addrs[0])
+    await publish_until(a, "tx", b"before", sub)
+    topic = compute_topic("alloranet-local", "tx")
+    result = await asyncio.to_thread(
+        trio.run, hostile.run_attack, "malformed", b.listen_addrs[0], topic, 3
+    )
+    assert result["outcome"] == "sent", result
+    assert result["frames"] == 1
+    await wait_for(lambda: b.is_banned(result["attacker"]))  # the guard caught and reported it
+    assert b.running
+    await publish_until(a, "tx", b"after", sub)
+    assert a.peers() == [b.peer_id]
+
+
+async def test_thread_crash_surfaces_in_asyncio(tmp_path: Path) -> None:
+    host = P2PHost(P2PConfig(key_file=tmp_path / "c.key"))
+    sub = host.subscribe("tx")
+    await host.start()
+
+    def boom() -> None:
+        raise RuntimeError("injected failure")
+
+    host._soon(boom)  # an exception in a run_sync_soon callback kills trio.run
+    with pytest.raises(HostCrashedError):
+        await next_msg(sub)
+    with pytest.raises(HostCrashedError):
+        await host.publish("tx", b"x")
+    await host.close()
+
+
+async def test_close_has_a_hard_timeout(tmp_path: Path) -> None:
+    host = P2PHost(P2PConfig(key_file=tmp_path / "d.key"))
+    await host.start()
+    network = host._network
+    assert network is not None
+    real_stop = network.stop
+    network.stop = lambda: None  # type: ignore[method-assign]  # simulate a hung shutdown
+    started = time.monotonic()
+    await host.close(timeout=0.5)
+    assert time.monotonic() - started < 2.0
+    with pytest.raises(HostClosedError):
+        await host.publish("tx", b"x")
+    assert network.token is not None
+    network.token.run_sync_soon(real_stop)  # clean up the abandoned thread
+    assert host._thread is not None
+    await asyncio.to_thread(host._thread.join, 5)
+    assert not host._thread.is_alive()
+
+
+async def test_publish_back_pressure_delivers_everything(pair: tuple[P2PHost, P2PHost]) -> None:
+    a, b = pair
+    sub = b.subscribe("tx")
+    await a.connect(b.listen_addrs[0])
+    await publish_until(a, "tx", b"warmup", sub)
+    count = 300
+    await asyncio.gather(*(a.publish("tx", b"m%04d" % i) for i in range(count)))
+    got: set[bytes] = set()
+    while len(got) < count:
+        got.add((await next_msg(sub)).data)
+    assert got == {b"m%04d" % i for i in range(count)}
