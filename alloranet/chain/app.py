@@ -172,7 +172,7 @@ def _validate_ante(
     body = tx.body
     if body.chain_id != chain_id:
         raise WrongChainError(f"tx is for chain {body.chain_id!r}, this is {chain_id!r}")
-    if tx.hash not in verified and not verify(body.signer, body.sign_bytes(), tx.signature):
+    if tx.hash not in verified and not verify(body.signer, tx.sign_bytes, tx.signature):
         raise BadSignatureError("tx signature does not verify with its signer key")
     address = body.signer_address
     _, sequence = ledger.get_account(address)

@@ -22,12 +22,51 @@ from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from typing import Any, Final, TypeVar
 
+import msgpack
+
 from alloranet.chain.errors import InsufficientFundsError
 from alloranet.chain.kv import AppState, Overlay
 from alloranet.chain.params import EmissionsParams, StakingParams
-from alloranet.codec import decode, encode
+from alloranet.codec import encode
 
 T = TypeVar("T")
+
+
+def _ext_hook(code: int, data: bytes) -> int:
+    if code != 1:
+        raise ValueError(f"unexpected extension type {code} in state")
+    return int.from_bytes(data, "big", signed=True)
+
+
+_NATIVE_MIN: Final = -(2**63)
+_NATIVE_MAX: Final = 2**64 - 1
+
+
+def store_value(value: Any) -> bytes:
+    """Canonical bytes of a state value, with a fast path for integers (balances, stakes).
+
+    Integers are most state writes; the generic codec walks every value through its checks,
+    which cost more than the write itself. The fast path produces exactly
+    :func:`alloranet.codec.encode`'s bytes (pinned by a property test).
+    """
+    if type(value) is int:
+        if _NATIVE_MIN <= value <= _NATIVE_MAX:
+            packed: bytes = msgpack.packb(value)
+            return packed
+        length = (value.bit_length() + 8) // 8
+        if length <= 64:
+            ext = msgpack.ExtType(1, value.to_bytes(length, "big", signed=True))
+            packed = msgpack.packb(ext)
+            return packed
+    return encode(value)
+
+
+def load_value(raw: bytes) -> Any:
+    """Decode a state value. Trusted input (only :meth:`Ledger._put` writes state, always
+    canonically), so the codec's canonical re-encoding check is skipped: it doubled the cost
+    of every state read."""
+    return msgpack.unpackb(raw, raw=False, use_list=False, strict_map_key=False, ext_hook=_ext_hook)
+
 
 # Module accounts (not bech32, so no key can ever sign for them).
 FEE_COLLECTOR: Final = "module:fee_collector"
@@ -101,14 +140,14 @@ class Ledger:
     # --- raw helpers ----------------------------------------------------------------------
     def _get(self, key: bytes) -> Any:
         raw = self.kv.get(key)
-        return None if raw is None else decode(raw)
+        return None if raw is None else load_value(raw)
 
     def _put(self, key: bytes, value: Any) -> None:
-        self.kv.set(key, encode(value))
+        self.kv.set(key, store_value(value))
 
     def _get_or(self, key: bytes, default: T) -> Any:
         raw = self.kv.get(key)
-        return default if raw is None else decode(raw)
+        return default if raw is None else load_value(raw)
 
     def _list_add(self, key: bytes, item: Any) -> None:
         items = set(self._get_or(key, ()))
@@ -370,7 +409,7 @@ class Ledger:
         prefix = self.payload_key(reputer, topic_id, nonce)
         out: list[tuple[str, Any]] = []
         for key, raw in self.kv.items_with_prefix(prefix):
-            out.append((key[len(prefix) :].decode(), decode(raw)))
+            out.append((key[len(prefix) :].decode(), load_value(raw)))
             self.kv.delete(key)
         return out
 
@@ -387,7 +426,9 @@ class Ledger:
 
     def synthesis_families(self, topic_id: int) -> dict[str, bytes]:
         prefix = b"syn/" + _u64(topic_id) + b"\x00"
-        return {k[len(prefix) :].decode(): decode(v) for k, v in self.kv.items_with_prefix(prefix)}
+        return {
+            k[len(prefix) :].decode(): load_value(v) for k, v in self.kv.items_with_prefix(prefix)
+        }
 
 
 def ledger_of(state: AppState) -> Ledger:

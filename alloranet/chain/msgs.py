@@ -13,6 +13,7 @@ Floats appear only where the message carries a model output or a rule coefficien
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar, Final
 
 from alloranet.chain.errors import InvalidMessageError
@@ -35,12 +36,22 @@ MAX_TOPIC_ID: Final = 2**63 - 1
 MAX_HEIGHT: Final = 2**63 - 1
 
 
+@lru_cache(maxsize=1 << 16)
+def _is_valid_address(text: str) -> str | None:
+    """Memoised check (bech32 in pure Python is slow); returns the error text or None."""
+    try:
+        validate_address(text)
+    except ValidationError as exc:
+        return str(exc)
+    return None
+
+
 def _address(value: Any, name: str) -> str:
     text = expect_str(value, name, 90)
-    try:
-        return validate_address(text)
-    except ValidationError as exc:
-        raise DecodeError(f"{name}: {exc}") from None
+    problem = _is_valid_address(text)
+    if problem is not None:
+        raise DecodeError(f"{name}: {problem}")
+    return text
 
 
 def _amount(value: Any, name: str, allow_zero: bool = False) -> int:

@@ -10,6 +10,7 @@ tx bytes (what the tx index and the mempool key on).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 from alloranet.chain.errors import MalformedTxError
@@ -29,6 +30,7 @@ from alloranet.errors import AlloraError
 TX_SIGN_TAG: Final = b"alloranet/tx/v1\x00"
 DEFAULT_MAX_TX_BYTES: Final = 64 * 1024
 MAX_MSGS: Final = 32
+_SIGNATURE_WIRE: Final = 2 + SIGNATURE_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,13 @@ class TxBody:
 
     @property
     def signer_address(self) -> str:
-        return address_from_public_key(self.signer)
+        return compute_address(self.signer)
+
+
+@lru_cache(maxsize=1 << 16)
+def compute_address(public_key: bytes) -> str:
+    """Memoised address derivation: bech32 in pure Python costs more than the signature check."""
+    return address_from_public_key(public_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +70,7 @@ class Tx:
     signature: bytes
     raw: bytes
     hash: bytes
+    sign_bytes: bytes  # what the signature covers (sliced from ``raw``, see decode_tx)
 
     @property
     def signer_address(self) -> str:
@@ -98,4 +107,8 @@ def decode_tx(data: bytes, max_size: int = DEFAULT_MAX_TX_BYTES) -> Tx:
         raise
     except AlloraError as exc:
         raise MalformedTxError(f"malformed transaction: {exc}") from None
-    return Tx(body, signature, data, sha256(data))
+    # The input is canonical (decode re-encodes and compares), so the body's canonical bytes
+    # are exactly the slice between the 1-byte array header and the 66-byte signature
+    # (bin8 header + 64 bytes): no need to encode the body again.
+    body_bytes = data[1:-_SIGNATURE_WIRE]
+    return Tx(body, signature, data, sha256(data), TX_SIGN_TAG + body_bytes)

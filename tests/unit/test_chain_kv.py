@@ -76,3 +76,25 @@ def test_noop_writes_are_not_changes() -> None:
 def test_bucket_index_spreads_keys() -> None:
     used = {compute_bucket_index(i.to_bytes(4, "big")) for i in range(4000)}
     assert len(used) == 256
+
+
+@settings(max_examples=100, deadline=None)
+@given(maps.filter(bool))
+def test_bucket_hash_is_sha256_of_canonical_encoding(entries: dict[bytes, bytes]) -> None:
+    import hashlib
+
+    from alloranet.chain.kv import compute_bucket_hash
+    from alloranet.codec import encode
+
+    expected = hashlib.sha256(encode(tuple(sorted(entries.items())))).digest()
+    assert compute_bucket_hash(entries) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-(2**500), 2**500) | st.integers(-(2**70), 2**70))
+def test_fast_int_encoding_matches_codec(value: int) -> None:
+    from alloranet.chain.ledger import load_value, store_value
+    from alloranet.codec import decode, encode
+
+    assert store_value(value) == encode(value)
+    assert load_value(store_value(value)) == value == decode(store_value(value))

@@ -34,6 +34,7 @@ def test_roundtrip_and_hash(chain: TestChain) -> None:
     assert tx.body.fee == 3 and tx.body.sequence == 0
     assert tx.hash == sha256(raw)
     assert tx.signer_address == chain.address("alice")
+    assert tx.sign_bytes == tx.body.sign_bytes()  # the sliced sign bytes are the body's
 
 
 @settings(max_examples=200, deadline=None)
