@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alloranet.synthesis.errors import SynthesisError
-from alloranet.synthesis.stats import median, seq_sum, weighted_percentiles
+from alloranet.synthesis.stats import median, fixed_sum, weighted_percentiles
 from alloranet.synthesis.weights import pool_weights, weighted_average
 
 FloatArray = npt.NDArray[np.float64]
@@ -94,7 +94,7 @@ def forecast_implied(
     """3.1: I_k^f and its one-out-inferer variants I_k^{f,-j'} (K, N). NaN = none."""
     n_inf = inferences.shape[0]
     mask = ~np.isnan(forecasts)
-    count = seq_sum(mask.astype(np.float64))
+    count = fixed_sum(mask.astype(np.float64))
     regrets = latest_loss - np.where(mask, forecasts, 0.0)
     w = pool_weights(regrets, mask, cfg.p_norm, cfg.c_norm, cfg.epsilon)
     w = np.where((count == 1.0)[:, None], mask.astype(np.float64), w)
@@ -242,8 +242,8 @@ def _all_new(inferences: FloatArray, forecasts: FloatArray, empty: _Result) -> I
     """3.7, topic InitialRegret == 0: plain means of the inferences; I_k^f = median of the
     inferences k forecast."""
     n, k = empty.n, empty.k
-    mean = float(seq_sum(inferences)) / n
-    total = float(seq_sum(inferences))
+    mean = float(fixed_sum(inferences)) / n
+    total = float(fixed_sum(inferences))
     oneout = (total - inferences) / float(n - 1)  # mean without j'
     mask = ~np.isnan(forecasts)
     fi = _median_rows(np.broadcast_to(inferences, (k, n)), mask)

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alloranet.synthesis.errors import SynthesisError
-from alloranet.synthesis.stats import seq_sum
+from alloranet.synthesis.stats import fixed_sum
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -53,8 +53,8 @@ def stake_weighted_mean(reports: npt.ArrayLike, stakes: FloatArray) -> FloatArra
     x = np.asarray(reports, dtype=np.float64)
     present = ~np.isnan(x)
     s = stakes.reshape((-1,) + (1,) * (x.ndim - 1))
-    num = seq_sum(np.where(present, s * np.where(present, x, 0.0), 0.0), axis=0)
-    den = seq_sum(np.where(present, np.broadcast_to(s, x.shape), 0.0), axis=0)
+    num = fixed_sum(np.where(present, s * np.where(present, x, 0.0), 0.0), axis=0)
+    den = fixed_sum(np.where(present, np.broadcast_to(s, x.shape), 0.0), axis=0)
     with np.errstate(all="ignore"):
         out = np.where(den > 0.0, num / np.where(den > 0.0, den, 1.0), np.nan)
     return np.asarray(out, dtype=np.float64)

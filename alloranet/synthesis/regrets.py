@@ -85,6 +85,16 @@ class RegretState:
         """Every family re-indexed onto the given address sets, gaps filled with ``fill``."""
         _check_sorted(inferers, "inferer")
         _check_sorted(forecasters, "forecaster")
+        if inferers == self.inferers and forecasters == self.forecasters:
+            # the usual case: the same workers as stored, no re-indexing needed
+            return InferenceRegrets(
+                **{
+                    name: np.where(
+                        np.isnan(getattr(self.regrets, name)), fill, getattr(self.regrets, name)
+                    )
+                    for name, _, _ in FAMILIES
+                }
+            )
         want = {"i": inferers, "f": forecasters}
         idx = {a: _index(self._axis(a), want[a]) for a in ("i", "f")}
         out: dict[str, FloatArray] = {}

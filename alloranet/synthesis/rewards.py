@@ -13,7 +13,7 @@ from alloranet.synthesis import detmath
 from alloranet.synthesis.ema import ema, ema_scalar
 from alloranet.synthesis.errors import SynthesisError
 from alloranet.synthesis.params import SINGLE_PARTICIPANT_ENTROPY
-from alloranet.synthesis.stats import sample_std, seq_sum_scalar
+from alloranet.synthesis.stats import sample_std, fixed_sum_scalar
 from alloranet.synthesis.tokens import to_base_units
 from alloranet.synthesis.weights import phi
 
@@ -32,13 +32,13 @@ def worker_reward_fractions(
     if sigma < epsilon:
         return np.full(n, 1.0 / n)
     mapped = phi(p, c, scores / (sigma + epsilon))
-    return np.asarray(mapped / seq_sum_scalar(mapped), dtype=np.float64)
+    return np.asarray(mapped / fixed_sum_scalar(mapped), dtype=np.float64)
 
 
 def reputer_reward_fractions(stakes: FloatArray, scores: FloatArray, p: float) -> FloatArray:
     """5.3: v_m = (S_m T_m)^p / sum (S T)^p."""
     powered = detmath.power(np.maximum(stakes * scores, 0.0), p)
-    total = seq_sum_scalar(powered)
+    total = fixed_sum_scalar(powered)
     if total == 0.0:
         return np.zeros(stakes.size)
     return np.asarray(powered / total, dtype=np.float64)
@@ -65,13 +65,13 @@ def task_entropy(
         else np.where(np.isnan(previous_smoothed), fractions, previous_smoothed)
     )
     smooth = ema(alpha, fractions, prev)
-    total = seq_sum_scalar(smooth)
+    total = fixed_sum_scalar(smooth)
     norm = smooth / total
     if n == 1:
         return Entropy(SINGLE_PARTICIPANT_ENTROPY, norm)
-    n_eff = 1.0 / seq_sum_scalar(norm * norm)
+    n_eff = 1.0 / fixed_sum_scalar(norm * norm)
     logs = detmath.log(np.where(norm > 0.0, norm, 1.0))
-    h = -seq_sum_scalar(np.where(norm > 0.0, norm * logs, 0.0))
+    h = -fixed_sum_scalar(np.where(norm > 0.0, norm * logs, 0.0))
     h = h * detmath.power_scalar(n_eff / n, beta)
     return Entropy(float(h), np.asarray(norm, dtype=np.float64))
 
@@ -149,15 +149,15 @@ def topic_rewards(
     weights: FloatArray, epoch_lengths: npt.NDArray[np.int64], block_emission: float, balance: float
 ) -> FloatArray:
     """5.2: E_t = w_t / sum w * E_block * epochLength_t, scaled down to the balance."""
-    total = seq_sum_scalar(weights)
+    total = fixed_sum_scalar(weights)
     if total == 0.0:
         raise SynthesisError("total topic weight is zero")
     rewards = weights / total * block_emission * epoch_lengths.astype(np.float64)
-    if seq_sum_scalar(rewards) > balance:
+    if fixed_sum_scalar(rewards) > balance:
         if rewards.size == 1:
             return np.array([balance])
         wl = weights * epoch_lengths.astype(np.float64)
-        return np.asarray(balance * wl / seq_sum_scalar(wl), dtype=np.float64)
+        return np.asarray(balance * wl / fixed_sum_scalar(wl), dtype=np.float64)
     return np.asarray(rewards, dtype=np.float64)
 
 

@@ -1,10 +1,14 @@
 """Fixed-order reductions and the order statistics of spec/synthesis.md section 0.
 
 Why fixed order: a floating-point sum depends on the order of its terms. numpy's ``sum`` is
-pairwise with an unrolled block whose shape is an implementation detail, so every reduction
-on the consensus path here is a left-to-right running sum (``numpy.cumsum`` is a sequential
-scan: term i is added to the total of terms < i). Callers sort workers by address first, so a
-result never depends on input order. Masked entries contribute an exact ``0.0``.
+pairwise with an unrolled block whose shape is an implementation detail of the numpy build and
+of the array's memory layout, so no reduction on the consensus path uses it. ``fixed_sum``
+instead adds in an explicit pairwise tree written here: the axis is split into halves
+[0, h) and [h, 2h) (h = n // 2), added element-wise, an odd last term is added to the end, and
+this repeats until one term is left. Every step is a correctly rounded element-wise add, so the
+result is a pure function of the inputs' bits, the same on every CPU, and vectorised (a batch
+of rows costs a few array passes). Callers sort workers by address first, so a result never
+depends on input order. Masked entries contribute an exact ``0.0``.
 """
 
 from __future__ import annotations
@@ -18,28 +22,36 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 
-def seq_sum(values: npt.ArrayLike, axis: int = -1) -> FloatArray:
-    """Left-to-right sum along ``axis`` (an empty axis sums to 0.0)."""
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.shape[axis] == 0:
-        return np.asarray(np.zeros(np.delete(arr.shape, axis)), dtype=np.float64)
-    return np.asarray(np.take(np.cumsum(arr, axis=axis), -1, axis=axis), dtype=np.float64)
+def fixed_sum(values: npt.ArrayLike, axis: int = -1) -> FloatArray:
+    """Sum along ``axis`` in the explicit pairwise order of the module docstring."""
+    arr = np.moveaxis(np.asarray(values, dtype=np.float64), axis, -1)
+    n = arr.shape[-1]
+    if n == 0:
+        return np.asarray(np.zeros(arr.shape[:-1]), dtype=np.float64)
+    while n > 1:
+        h = n // 2
+        head = arr[..., :h] + arr[..., h : 2 * h]
+        if n % 2:
+            head[..., h - 1] = head[..., h - 1] + arr[..., 2 * h]
+        arr = head
+        n = h
+    return np.asarray(arr[..., 0], dtype=np.float64)
 
 
-def seq_sum_scalar(values: npt.ArrayLike) -> float:
+def fixed_sum_scalar(values: npt.ArrayLike) -> float:
     """Left-to-right sum of a 1-D sequence, as a Python float."""
-    return float(seq_sum(np.asarray(values, dtype=np.float64).ravel()))
+    return float(fixed_sum(np.asarray(values, dtype=np.float64).ravel()))
 
 
 def masked_sample_std(values: FloatArray, mask: BoolArray) -> FloatArray:
     """Row-wise sample standard deviation (divisor n - 1) over the entries where ``mask``;
     0 for rows with fewer than two entries (Allora's ``StdDev``)."""
-    n = seq_sum(mask.astype(np.float64))
+    n = fixed_sum(mask.astype(np.float64))
     x = np.where(mask, values, 0.0)
     with np.errstate(all="ignore"):
-        mean = seq_sum(x) / np.where(n > 0, n, 1.0)
+        mean = fixed_sum(x) / np.where(n > 0, n, 1.0)
         dev = np.where(mask, values - mean[..., None], 0.0)
-        var = seq_sum(dev * dev) / np.where(n > 1, n - 1.0, 1.0)
+        var = fixed_sum(dev * dev) / np.where(n > 1, n - 1.0, 1.0)
     return np.asarray(np.where(n > 1, np.sqrt(var), 0.0), dtype=np.float64)
 
 
@@ -90,7 +102,7 @@ def weighted_percentiles(
     order = np.argsort(v, kind="stable")
     sv = v[order]
     sw = w[order]
-    total = seq_sum_scalar(sw)
+    total = fixed_sum_scalar(sw)
     cum = np.cumsum(sw)
     pos = (cum - 0.5 * sw) / total
     out = np.empty(ps.shape, dtype=np.float64)

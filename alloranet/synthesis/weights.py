@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alloranet.synthesis import detmath
-from alloranet.synthesis.stats import masked_sample_std, seq_sum
+from alloranet.synthesis.stats import masked_sample_std, fixed_sum
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -61,8 +61,8 @@ def weighted_average(
 ) -> tuple[FloatArray, FloatArray]:
     """Row-wise sum(w v) / max(sum w, floor) (``floor`` None: plain sum w). Returns the values
     and the weight sums so callers can tell an all-zero pool."""
-    num = seq_sum(np.where(weights != 0.0, weights * values, 0.0))
-    den = seq_sum(weights)
+    num = fixed_sum(np.where(weights != 0.0, weights * values, 0.0))
+    den = fixed_sum(weights)
     with np.errstate(all="ignore"):
         div = den if floor is None else np.maximum(den, floor)
         out = num / div
