@@ -40,6 +40,8 @@ def _ext_hook(code: int, data: bytes) -> int:
 
 _NATIVE_MIN: Final = -(2**63)
 _NATIVE_MAX: Final = 2**64 - 1
+#: Scalars whose plain msgpack encoding is already canonical (ints only in the native range).
+_FLAT_TYPES: Final = (bytes, str, int, bool, type(None))
 
 
 def store_value(value: Any) -> bytes:
@@ -49,7 +51,14 @@ def store_value(value: Any) -> bytes:
     which cost more than the write itself. The fast path produces exactly
     :func:`alloranet.codec.encode`'s bytes (pinned by a property test).
     """
-    if type(value) is int:
+    kind = type(value)
+    if kind is tuple and all(
+        type(item) in _FLAT_TYPES and (type(item) is not int or _NATIVE_MIN <= item <= _NATIVE_MAX)
+        for item in value
+    ):
+        flat: bytes = msgpack.packb(value, use_bin_type=True)
+        return flat
+    if kind is int:
         if _NATIVE_MIN <= value <= _NATIVE_MAX:
             packed: bytes = msgpack.packb(value)
             return packed

@@ -98,3 +98,24 @@ def test_fast_int_encoding_matches_codec(value: int) -> None:
 
     assert store_value(value) == encode(value)
     assert load_value(store_value(value)) == value == decode(store_value(value))
+
+
+flat = st.one_of(
+    st.binary(max_size=40),
+    st.text(max_size=40),
+    st.integers(-(2**63), 2**64 - 1),
+    st.integers(-(2**90), 2**90),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(flat, max_size=8).map(tuple))
+def test_fast_tuple_encoding_matches_codec(value: tuple) -> None:
+    from alloranet.chain.ledger import load_value, store_value
+    from alloranet.codec import encode
+
+    assert store_value(value) == encode(value)
+    assert load_value(store_value(value)) == value
