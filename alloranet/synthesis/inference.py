@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alloranet.synthesis.errors import SynthesisError
-from alloranet.synthesis.stats import median, fixed_sum, weighted_percentiles
+from alloranet.synthesis.stats import fixed_sum, median, weighted_percentiles
 from alloranet.synthesis.weights import pool_weights, weighted_average
 
 FloatArray = npt.NDArray[np.float64]
@@ -84,7 +84,7 @@ def _median_rows(values: FloatArray, mask: BoolArray) -> FloatArray:
     out = _nan((mask.shape[0],))
     for k in range(mask.shape[0]):  # only on the degenerate initial-regret-zero path
         if np.any(mask[k]):
-            out[k] = median(values[mask[k]])
+            out[k] = median(values[k][mask[k]])
     return out
 
 

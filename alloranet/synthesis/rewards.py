@@ -13,7 +13,7 @@ from alloranet.synthesis import detmath
 from alloranet.synthesis.ema import ema, ema_scalar
 from alloranet.synthesis.errors import SynthesisError
 from alloranet.synthesis.params import SINGLE_PARTICIPANT_ENTROPY
-from alloranet.synthesis.stats import sample_std, fixed_sum_scalar
+from alloranet.synthesis.stats import fixed_sum_scalar, sample_std
 from alloranet.synthesis.tokens import to_base_units
 from alloranet.synthesis.weights import phi
 

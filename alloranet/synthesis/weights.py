@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alloranet.synthesis import detmath
-from alloranet.synthesis.stats import masked_sample_std, fixed_sum
+from alloranet.synthesis.stats import fixed_sum, masked_sample_std
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

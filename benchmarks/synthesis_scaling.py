@@ -1,0 +1,88 @@
+"""Time one full synthesis epoch as the active set grows (issue 3, "Fast and large").
+
+One epoch = every entry point the chain calls: network inferences (forecast-implied, combined,
+naive, one-out for every inferer and forecaster, one-in, weights, confidence band), network
+losses, all nine regret families and the initial regret, scores (with the reputer gradient
+loop), rewards. 5 reputers; each forecaster forecasts 12 inferers (Allora's
+MaxElementsPerForecast). Seeded inputs from alloranet.synthesis.scenario.
+
+Usage: python benchmarks/synthesis_scaling.py [--quick]
+Last line: JSON with ms_32x6, ms_256x32, ms_1000x100, ms_4000x200, growth_exponent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+
+from alloranet.synthesis.scenario import make_scenario, run_epoch
+
+SIZES = ((32, 6), (256, 32), (1000, 100), (4000, 200))
+TARGET_MS = {(32, 6): 2.0, (1000, 100): 100.0}
+
+
+def time_epoch(n: int, k: int, repeats: int) -> float:
+    scenario = make_scenario(7, n, k)
+    run_epoch(scenario)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run_epoch(scenario)
+        times.append((time.perf_counter() - t0) * 1000.0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip 4000x200, fewer repeats")
+    args = parser.parse_args()
+    sizes = SIZES[:3] if args.quick else SIZES
+    results: dict[tuple[int, int], float] = {}
+    print(
+        f"{'inferers':>9} {'forecasters':>11} {'ms/epoch':>10} {'us/pair':>9} {'target ms':>10} {'ratio':>7}"
+    )
+    for n, k in sizes:
+        repeats = 3 if args.quick else (20 if n <= 256 else 5 if n <= 1000 else 2)
+        ms = time_epoch(n, k, repeats)
+        results[(n, k)] = ms
+        target = TARGET_MS.get((n, k))
+        ratio = f"{ms / target:7.2f}" if target else "      -"
+        tgt = f"{target:10.1f}" if target else "         -"
+        print(f"{n:>9} {k:>11} {ms:10.2f} {ms * 1000.0 / (n * k):9.3f} {tgt} {ratio}")
+    # growth exponent: least-squares slope of log(time) against log(inferers)
+    xs = [math.log(n) for n, _ in results]
+    ys = [math.log(v) for v in results.values()]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs
+    )
+    print(f"growth exponent (time ~ inferers^e, forecasters growing alongside): {slope:.2f}")
+
+    def get(n: int, k: int) -> float | None:
+        v = results.get((n, k))
+        return None if v is None else round(v, 3)
+
+    print(
+        json.dumps(
+            {
+                "ms_32x6": get(32, 6),
+                "ms_256x32": get(256, 32),
+                "ms_1000x100": get(1000, 100),
+                "ms_4000x200": get(4000, 200),
+                "growth_exponent": round(slope, 3),
+                "ratio_32x6_to_target": None
+                if get(32, 6) is None
+                else round(results[(32, 6)] / 2.0, 3),
+                "ratio_1000x100_to_target": None
+                if get(1000, 100) is None
+                else round(results[(1000, 100)] / 100.0, 3),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
