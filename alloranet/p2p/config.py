@@ -41,6 +41,8 @@ class P2PConfig:
     outbound_queue_high_water: int = 12
     max_inflight_publishes: int = 64
     inbound_queue_limit: int = 20_000
+    #: Channels carrying bulk batches; every other channel is published with priority.
+    bulk_channels: tuple[str, ...] = ("tx", "submissions")
     gossip_degree: int = 3
     gossip_degree_low: int = 2
     gossip_degree_high: int = 4

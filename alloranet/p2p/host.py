@@ -105,6 +105,9 @@ class P2PHost:
             self._score_penalise,
             self._is_refused,
         )
+        network.set_bulk_topics(
+            {compute_topic(self._config.network_id, c) for c in self._config.bulk_channels}
+        )
         for topic, validator in self._validators.items():
             network._topics[topic] = validator
         network.handlers.update(self._handlers)

@@ -139,9 +139,11 @@ class Network:
         self._blacklisted: set[str] = set()
         self._ensuring: set[str] = set()
         self._stop = trio.Event()
-        self._out_send, self._out_recv = trio.open_memory_channel[tuple[str, bytes, Any]](
-            config.max_inflight_publishes * 2
-        )
+        # Two lanes: consensus messages (votes, proposals) never wait behind bulk batches.
+        self._prio: collections.deque[tuple[str, bytes, Any]] = collections.deque()
+        self._bulk: collections.deque[tuple[str, bytes, Any]] = collections.deque()
+        self._out_ready = trio.Event()
+        self._bulk_topics: set[str] = set()
         self.published = 0
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -255,25 +257,41 @@ class Network:
             forwarder = self._forwarders.pop(compute_message_id(msg), origin)
             self._deliver(Inbound(topic, origin, forwarder, msg.data))
 
+    def set_bulk_topics(self, topics: set[str]) -> None:
+        self._bulk_topics = set(topics)
+
     def enqueue_publish(self, topic: str, data: bytes, future: Any) -> None:
-        try:
-            self._out_send.send_nowait((topic, data, future))
-        except (trio.WouldBlock, trio.ClosedResourceError) as exc:
-            self._resolve(future, P2PError(f"publish queue unavailable: {exc!r}"))
+        """Trio thread; the asyncio side bounds how many publishes are pending."""
+        (self._bulk if topic in self._bulk_topics else self._prio).append((topic, data, future))
+        self._out_ready.set()
+
+    async def _next_publish(self) -> tuple[str, bytes, Any, bool]:
+        while not self._prio and not self._bulk:
+            self._out_ready = trio.Event()
+            await self._out_ready.wait()
+        if self._prio:
+            return (*self._prio.popleft(), True)
+        return (*self._bulk.popleft(), False)
 
     async def _publisher(self) -> None:
-        """Paces publishes: waits while any peer's outbound queue is near libp2p's 32 slots."""
+        """Paces publishes: waits while any peer's outbound queue is near libp2p's 32 slots.
+
+        Consensus (priority) messages may fill the queue further than bulk batches, so a
+        backlog of transaction batches never delays a vote behind it.
+        """
         cfg = self.config
         interval = 1.0 / cfg.publish_rate if cfg.publish_rate > 0 else 0.0
         next_at = trio.current_time()
-        async for topic, data, future in self._out_recv:
-            if interval:
+        while True:
+            topic, data, future, priority = await self._next_publish()
+            if interval and not priority:
                 now = trio.current_time()
                 if next_at > now:
                     await trio.sleep(next_at - now)
                 next_at = max(now, next_at) + interval
+            high_water = 28 if priority else cfg.outbound_queue_high_water
             waited = 0.0
-            while self._max_queue_depth() > cfg.outbound_queue_high_water and waited < 5.0:
+            while self._max_queue_depth() > high_water and waited < 5.0:
                 await trio.sleep(0.002)
                 waited += 0.002
             try:

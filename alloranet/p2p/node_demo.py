@@ -77,8 +77,8 @@ class Demo:
         self.batches = 0
         self.batch_hex: dict[str, int] = {}
         self.tx_lat_ms: list[float] = []
-        self.vote_lat_ms: list[float] = []
-        self.vote_seen: set[tuple[int, int]] = set()
+        self.vote_lat_ms: dict[str, float] = {}
+        self.direct_lat_ms: dict[str, float] = {}
         self.first_at = 0.0
         self.last_at = 0.0
 
@@ -111,9 +111,12 @@ class Demo:
         async for msg in sub:
             now = time.time_ns()
             origin, seq, sent = _HEAD.unpack_from(msg.data)
-            if (origin, seq) not in self.vote_seen:
-                self.vote_seen.add((origin, seq))
-                self.vote_lat_ms.append((now - sent) / 1e6)
+            self.vote_lat_ms.setdefault(f"{origin}:{seq}", (now - sent) / 1e6)
+
+    async def on_direct_vote(self, peer: str, data: bytes) -> bytes:
+        origin, seq, sent = _HEAD.unpack_from(data)
+        self.direct_lat_ms.setdefault(f"{origin}:{seq}", (time.time_ns() - sent) / 1e6)
+        return b""
 
     async def send_batches(self, count: int, items: int, size: int) -> None:
         for _ in range(count):
@@ -122,8 +125,26 @@ class Demo:
                 await self.batcher.add(encode_item(self.index, self.seq, size))
             await self.batcher.flush()
 
-    async def load(self, tx_per_s: float, votes_per_s: float, seconds: float, size: int) -> None:
+    async def load(
+        self,
+        tx_per_s: float,
+        votes_per_s: float,
+        seconds: float,
+        size: int,
+        direct: bool = False,
+        raw: bool = False,
+    ) -> None:
+        """Offer transactions (batched) and votes (gossip or direct streams) for ``seconds``.
+
+        ``raw`` publishes every transaction as its own gossip message (no batching), awaited
+        one after another: the unbatched ceiling the benchmark compares against.
+        """
         start = time.monotonic()
+        if raw:
+            while time.monotonic() - start < seconds:
+                self.seq += 1
+                await self.host.publish("vote", encode_item(self.index, self.seq, size))
+            return
 
         async def txs() -> None:
             sent = 0
@@ -140,7 +161,15 @@ class Demo:
             vseq = 0
             while time.monotonic() - start < seconds and votes_per_s > 0:
                 vseq += 1
-                await self.host.publish("vote", encode_item(self.index, 10**9 + vseq, 200))
+                vote = encode_item(self.index, 10**9 + vseq, 200)
+                if direct:
+                    peers = self.host.peers()
+                    await asyncio.gather(
+                        *(self.host.request(p, "vote", vote, 5.0) for p in peers),
+                        return_exceptions=True,
+                    )
+                else:
+                    await self.host.publish("vote", vote)
                 await asyncio.sleep(1.0 / votes_per_s)
 
         await asyncio.gather(txs(), votes())
@@ -156,9 +185,10 @@ class Demo:
             "batches": self.batches,
             "max_batch_copies": max(self.batch_hex.values(), default=0),
             "batch_copies": self.batch_hex,
-            "votes": len(self.vote_seen),
+            "votes": len(self.vote_lat_ms),
             "tx_lat_ms": sorted(self.tx_lat_ms)[:: max(1, len(self.tx_lat_ms) // 2000)],
             "vote_lat_ms": self.vote_lat_ms,
+            "direct_lat_ms": self.direct_lat_ms,
             "span_s": self.last_at - self.first_at,
         }
 
@@ -181,9 +211,20 @@ async def handle(demo: Demo, cmd: dict[str, Any]) -> dict[str, Any]:
                 float(cmd.get("votes_per_s", 0)),
                 float(cmd["seconds"]),
                 int(cmd.get("size", 300)),
+                bool(cmd.get("direct", False)),
+                bool(cmd.get("raw", False)),
             )
         )
         demo.tasks.append(task)
+        return {}
+    if name == "batching":
+        await demo.batcher.flush()
+        demo.batcher = Batcher(
+            demo._publish_tx,
+            max_items=int(cmd.get("max_items", 1024)),
+            max_bytes=int(cmd.get("max_bytes", 200_000)),
+            flush_interval=float(cmd["flush_ms"]) / 1000,
+        )
         return {}
     if name == "wait_load":
         await asyncio.gather(*demo.tasks)
@@ -195,6 +236,7 @@ async def handle(demo: Demo, cmd: dict[str, Any]) -> dict[str, Any]:
             out.pop("batch_copies")
             out.pop("tx_lat_ms")
             out.pop("vote_lat_ms")
+            out.pop("direct_lat_ms")
         return out
     if name == "reset":
         demo.reset()
@@ -230,6 +272,7 @@ async def run(args: argparse.Namespace) -> None:
         return data[::-1]
 
     host.set_request_handler("sync", echo)
+    host.set_request_handler("vote", demo.on_direct_vote)
     await host.start()
     consumers = [
         asyncio.create_task(demo.consume_tx(tx_sub)),
