@@ -121,8 +121,22 @@ def get_chain_id(state: AppState) -> str:
     return _ledger(state).chain_id
 
 
-def get_validator_set(state: AppState) -> tuple[tuple[bytes, int], ...]:
-    """The validator set last returned by end-block, as sorted (pubkey, power)."""
+def get_validator_set(state: AppState, height: int | None = None) -> tuple[tuple[bytes, int], ...]:
+    """The validator set, as sorted (pubkey, power), that signs block ``height``.
+
+    Default: the next block (state height + 1). Updates returned by end-block H take effect at
+    H+2, so the set is known for state height + 2 at most; :func:`get_latest_validator_set`
+    gives the set as of the last end-block.
+    """
+    ledger = _ledger(state)
+    target = ledger.height + 1 if height is None else height
+    if target > ledger.height + 2:
+        raise ChainError(f"validator set of height {target} is not known yet")
+    return staking.get_validator_set_at(ledger, target)
+
+
+def get_latest_validator_set(state: AppState) -> tuple[tuple[bytes, int], ...]:
+    """The set computed by the last end-block (it takes effect two heights later)."""
     value: tuple[tuple[bytes, int], ...] = _ledger(state).get_meta("valset", ())
     return value
 
@@ -301,8 +315,9 @@ def validate_header(state: AppState, header: Header) -> None:
             f"block app hash {header.app_hash.hex()[:16]} differs from this node's "
             f"{state.app_hash.hex()[:16]}"
         )
-    if header.proposer not in {key for key, _ in get_validator_set(state)}:
-        raise BlockError("block proposer is not in the validator set")
+    signers = staking.get_validator_set_at(ledger, header.height)
+    if header.proposer not in {key for key, _ in signers}:
+        raise BlockError(f"block proposer is not in the validator set of height {header.height}")
 
 
 def _context(state: AppState, header: Header) -> BlockContext:

@@ -163,4 +163,5 @@ def build_genesis_state(genesis: Genesis) -> AppState:
         sorted((v.pubkey, v.stake // genesis.staking.power_reduction) for v in genesis.validators)
     )
     ledger.set_meta("valset", valset)
+    ledger.set_meta("valset_schedule", ((1, valset),))
     return AppState.empty().apply(overlay.changes())

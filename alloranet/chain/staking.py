@@ -171,11 +171,30 @@ def compute_validator_set(ledger: Ledger, ctx: BlockContext) -> tuple[tuple[byte
 
 
 def process_validator_updates(ledger: Ledger, ctx: BlockContext) -> tuple[tuple[bytes, int], ...]:
-    """End-block: the changes to the validator set (power 0 = removed), sorted by key."""
+    """End-block: the changes to the validator set (power 0 = removed), sorted by key.
+
+    The new set is also recorded in ``valset_schedule`` as taking effect at H+2, so the chain
+    knows which set signs (and proposes) each of the next heights.
+    """
     new = dict(compute_validator_set(ledger, ctx))
     old = dict(ledger.get_meta("valset", ()))
     updates = [(k, p) for k, p in new.items() if old.get(k) != p]
     updates += [(k, 0) for k in old if k not in new]
     if updates:
-        ledger.set_meta("valset", tuple(sorted(new.items())))
+        new_set = tuple(sorted(new.items()))
+        ledger.set_meta("valset", new_set)
+        schedule = [*ledger.get_meta("valset_schedule", ()), (ctx.height + 2, new_set)]
+        # keep the set in effect at the next height and every later one
+        while len(schedule) > 1 and schedule[1][0] <= ctx.height + 1:
+            schedule.pop(0)
+        ledger.set_meta("valset_schedule", tuple(schedule))
     return tuple(sorted(updates))
+
+
+def get_validator_set_at(ledger: Ledger, height: int) -> tuple[tuple[bytes, int], ...]:
+    """The (pubkey, power) set that signs block ``height`` (known up to two heights ahead)."""
+    current: tuple[tuple[bytes, int], ...] = ()
+    for effective, validators in ledger.get_meta("valset_schedule", ()):
+        if effective <= height:
+            current = validators
+    return current

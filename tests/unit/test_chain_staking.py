@@ -13,6 +13,7 @@ from alloranet.chain.app import (
 )
 from alloranet.chain.errors import (
     BlockError,
+    ChainError,
     InsufficientFundsError,
     InvalidMessageError,
     NotFoundError,
@@ -67,7 +68,9 @@ def test_create_validator_delegate_and_updates(chain: TestChain) -> None:
     result = chain.block([chain.tx("alice", MsgCreateValidator(key, 5 * ALLO))])
     ok(result)
     assert (key, 5) in result.validator_updates
-    assert dict(get_validator_set(chain.state))[key] == 5
+    # updates from end-block 1 take effect at height 3 (H+2)
+    assert key not in dict(get_validator_set(chain.state))  # the set of height 2
+    assert dict(get_validator_set(chain.state, 3))[key] == 5
     result = chain.block([chain.tx("bob", MsgDelegate(key, 2 * ALLO))])
     ok(result)
     assert result.validator_updates == ((key, 7),)
@@ -239,3 +242,22 @@ def test_slash_reaches_unbonding_entries_after_infraction() -> None:
     chain.block(evidence=[_evidence(chain, "val1", 1)])
     assert get_balance(chain.state, UNBONDING_POOL) == 38 * ALLO
     validate_invariants(chain.state)
+
+
+def test_validator_set_changes_take_effect_at_h_plus_2() -> None:
+    chain = two_validator_chain()
+    chain.advance_to(2)
+    val1 = chain.signers["val1"].public_key
+    chain.block(evidence=[_evidence(chain, "val1")])  # h3: val1 jailed, removed from h5
+    assert val1 in dict(get_validator_set(chain.state, 4))
+    assert val1 not in dict(get_validator_set(chain.state, 5))
+    with pytest.raises(ChainError, match="not known"):
+        get_validator_set(chain.state, 6)
+    # val1 still proposes height 4 legitimately, but not height 5
+    from alloranet.chain.app import build_block, execute_block
+
+    block4 = build_block(chain.state, time_ms=chain.time_ms + 1, proposer=val1)
+    result = execute_block(chain.state, block4)
+    block5 = build_block(result.state, time_ms=chain.time_ms + 2, proposer=val1)
+    with pytest.raises(BlockError, match="proposer"):
+        execute_block(result.state, block5)
