@@ -462,16 +462,26 @@ def compute_rewards(
     total = float(topic_reward)
     split = task_split(total, e_inf.entropy, g, e_rep.entropy, util.chi)
 
-    def pay(addrs: Addresses, frac: FloatArray, amount: float) -> tuple[tuple[str, int], ...]:
-        return tuple(
-            (a, to_base_units(max(0.0, float(f) * amount)))
-            for a, f in zip(addrs, frac, strict=True)
-        )
+    # Integer budgets: each task's total, then each participant's share, are truncated; float
+    # rounding could still make the shares add up to a few base units more than the budget,
+    # so any excess is taken from the largest payout (first address on ties). Never overpays.
+    budgets = [
+        to_base_units(max(0.0, x)) for x in (split.inferers, split.forecasters, split.reputers)
+    ]
+    while sum(budgets) > topic_reward:
+        budgets[int(np.argmax(budgets))] -= sum(budgets) - topic_reward
+
+    def pay(addrs: Addresses, frac: FloatArray, budget: int) -> tuple[tuple[str, int], ...]:
+        amounts = [to_base_units(max(0.0, float(f) * float(budget))) for f in frac]
+        excess = sum(amounts) - budget
+        if excess > 0:
+            amounts[int(np.argmax(amounts))] -= excess
+        return tuple(zip(addrs, amounts, strict=True))
 
     return Rewards(
-        inferer_payouts=pay(scores.inferers, u_inf, split.inferers),
-        forecaster_payouts=pay(scores.forecasters, u_fc, split.forecasters),
-        reputer_payouts=pay(scores.reputers, v_rep, split.reputers),
+        inferer_payouts=pay(scores.inferers, u_inf, budgets[0]),
+        forecaster_payouts=pay(scores.forecasters, u_fc, budgets[1]),
+        reputer_payouts=pay(scores.reputers, v_rep, budgets[2]),
         task_totals=(split.inferers, split.forecasters, split.reputers),
         entropies=(e_inf.entropy, g, e_rep.entropy),
         chi=util.chi,
