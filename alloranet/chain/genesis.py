@@ -22,8 +22,17 @@ from alloranet.chain.errors import InvalidMessageError
 from alloranet.chain.kv import AppState, Overlay
 from alloranet.chain.ledger import BONDED_POOL, Ledger, Validator
 from alloranet.chain.params import EmissionsParams, StakingParams
-from alloranet.codec import expect_bytes, expect_int, expect_str, expect_tuple
+from alloranet.codec import (
+    decode,
+    encode,
+    expect_bytes,
+    expect_int,
+    expect_str,
+    expect_tuple,
+    sha256,
+)
 from alloranet.crypto import PUBLIC_KEY_SIZE, validate_address
+from alloranet.errors import AlloraError
 from alloranet.types import MAX_SUPPLY_UALLO
 
 #: (bucket, basis points of max supply); network emissions is minted over time.
@@ -80,6 +89,23 @@ class Genesis:
             self.emissions.to_wire(),
             self.staking.to_wire(),
         )
+
+    def to_bytes(self) -> bytes:
+        """Canonical bytes (what a genesis file holds and every node must agree on)."""
+        return encode(self.to_wire())
+
+    @property
+    def hash(self) -> bytes:
+        return sha256(self.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Genesis:
+        try:
+            return cls.from_wire(decode(data, max_size=64 * 1024 * 1024))
+        except InvalidMessageError:
+            raise
+        except AlloraError as exc:
+            raise InvalidMessageError(f"genesis: {exc}") from None
 
     @classmethod
     def from_wire(cls, wire: Any) -> Genesis:

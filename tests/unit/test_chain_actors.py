@@ -270,3 +270,47 @@ def test_outcome_breaking_the_rules_is_refused() -> None:
     chain.advance_to(37)
     with pytest.raises(InvariantError, match="budget"):
         chain.block()
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        MsgRegister(9, False),
+        MsgAddStake(9, 1),
+        MsgRemoveStake(9, 1),
+        MsgInsertWorkerPayload(9, 14, 1.0, ()),
+    ],
+    ids=["register", "add_stake", "remove_stake", "worker_payload"],
+)
+def test_unknown_topic_is_not_found(msg: object) -> None:
+    chain = setup()
+    res = chain.block([chain.tx("w1", msg)])  # type: ignore[arg-type]
+    assert codes(res) == [NotFoundError.code] and "topic 9 does not exist" in res.tx_results[0].log
+
+
+def test_unknown_topic_for_delegation_and_reputer_payload() -> None:
+    chain = setup()
+    res = chain.block(
+        [
+            chain.tx("bob", MsgDelegateStake(9, chain.address("r1"), 1)),
+            chain.tx("r1", MsgInsertReputerPayload(9, NONCE, bundle(chain))),
+        ]
+    )
+    assert codes(res) == [NotFoundError.code, NotFoundError.code]
+
+
+def test_unsorted_bundle_is_malformed() -> None:
+    from alloranet.chain.errors import MalformedTxError
+    from alloranet.chain.tx import decode_tx
+    from alloranet.codec import encode
+
+    chain = setup()
+    pairs = sorted((chain.address(w), -1.0) for w in ("w1", "w2"))
+    wire = bundle(chain).to_wire()
+    bad = (*wire[:2], tuple(reversed(pairs)), *wire[3:])
+    body = (chain.genesis.chain_id, chain.signers["r1"].public_key, 0, 0, ((12, 1, NONCE, bad),))
+    from alloranet.chain.tx import TX_SIGN_TAG
+
+    sig = chain.signers["r1"].sign(TX_SIGN_TAG + encode(body))
+    with pytest.raises(MalformedTxError, match="sorted"):
+        decode_tx(encode((body, sig)))

@@ -45,6 +45,10 @@ def test_genesis_roundtrip_and_determinism() -> None:
     genesis, _ = make_genesis()
     again = Genesis.from_wire(decode(encode(genesis.to_wire())))
     assert again == genesis
+    assert Genesis.from_bytes(genesis.to_bytes()) == genesis
+    assert Genesis.from_bytes(genesis.to_bytes()).hash == genesis.hash
+    with pytest.raises(InvalidMessageError):
+        Genesis.from_bytes(genesis.to_bytes()[:-1])
     assert build_genesis_state(again).app_hash == build_genesis_state(genesis).app_hash
 
 
