@@ -61,6 +61,7 @@ class FileDisk:
         self.failpoint = failpoint
         root.mkdir(parents=True, exist_ok=True)
         self._fds: dict[str, int] = {}
+        self._synced: dict[str, int] = {}
 
     def _fd(self, name: str) -> int:
         fd = self._fds.get(name)
@@ -79,7 +80,9 @@ class FileDisk:
 
     def fsync(self, name: str) -> None:
         self.failpoint(f"{name}.fsync")
-        os.fsync(self._fd(name))
+        fd = self._fd(name)
+        os.fsync(fd)
+        self._synced[name] = os.fstat(fd).st_size
 
     def read(self, name: str) -> bytes:
         try:
@@ -90,6 +93,7 @@ class FileDisk:
     def truncate(self, name: str, size: int) -> None:
         os.truncate(self.root / name, size)
         os.fsync(self._fd(name))
+        self._synced[name] = size
 
     def replace_atomic(self, name: str, data: bytes) -> None:
         tmp = self.root / f"{name}.tmp"
@@ -111,6 +115,17 @@ class FileDisk:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+    def crash(self, rng: random.Random) -> None:
+        """Simulate power loss for tests: cut each appended file back to its fsynced size plus
+        a random torn part of what was written after (the page cache would lose it)."""
+        for name in list(self._fds):
+            path = self.root / name
+            size = path.stat().st_size
+            synced = min(self._synced.get(name, 0), size)
+            keep = rng.randint(synced, size) if rng.random() < 0.5 else synced
+            os.truncate(path, keep)
+        self.close()
 
     def close(self) -> None:
         for fd in self._fds.values():

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from alloranet.codec import decode, encode
 from alloranet.consensus import timeouts as T
@@ -29,7 +29,7 @@ from alloranet.consensus.sim.scenario import (
     Scenario,
     generate_scenario,
 )
-from alloranet.consensus.storage import FailPoints, MemoryDisk
+from alloranet.consensus.storage import Disk, FailPoints, MemoryDisk
 from alloranet.consensus.types import (
     Commit,
     Decision,
@@ -67,6 +67,14 @@ def get_sim_key(index: int, real: bool) -> KeySigner:
             cached = FakeKey(hashlib.sha256(b"sim-validator-%d" % index).digest())
         _KEY_CACHE[(index, real)] = cached
     return cached
+
+
+class CrashableDisk(Disk, Protocol):
+    def crash(self, rng: random.Random) -> None: ...
+
+
+def memory_disk(node: int, failpoints: FailPoints) -> CrashableDisk:
+    return MemoryDisk(failpoints)
 
 
 class SimApp:
@@ -122,7 +130,8 @@ class SimNode:
         self.key_index = sim.scenario.key_of(node)
         self.honest = sim.scenario.is_honest_node(node)
         self.failpoints = FailPoints()
-        self.disk = MemoryDisk(self.failpoints)
+        self.disk: CrashableDisk = sim.disk_factory(node, self.failpoints)
+        self.restart_after: float | None = None
         self.app = SimApp(sim, node)
         self.incarnation = 0
         self.refusals = 0
@@ -206,8 +215,15 @@ class SimResult:
 
 
 class Simulation:
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        disk_factory: Callable[[int, FailPoints], CrashableDisk] = memory_disk,
+    ) -> None:
         self.scenario = scenario
+        self.disk_factory = disk_factory
+        #: node -> failpoint count when it committed each height (the crash-point sweep)
+        self.failpoint_counts: dict[int, dict[int, int]] = {}
         self.rng = random.Random(scenario.seed * 7919 + 1)
         self.now = 0.0
         self._queue: list[tuple[float, int, tuple[Any, ...]]] = []
@@ -280,6 +296,9 @@ class Simulation:
         node.replica = None
         node.failpoints.crash_at = None
         node.disk.crash(self.rng)
+        if node.restart_after is not None:
+            self.push(node.restart_after, ("restart", node.node))
+            node.restart_after = None
 
     # --- network -------------------------------------------------------------------------
 
@@ -337,6 +356,7 @@ class Simulation:
 
     def on_commit(self, node: int, height: int, value: bytes, commit: Commit) -> None:
         self.commits.setdefault(node, {})[height] = value
+        self.failpoint_counts.setdefault(node, {})[height] = self.nodes[node].failpoints.count
 
     # --- run -----------------------------------------------------------------------------
 
@@ -371,11 +391,11 @@ class Simulation:
                 c = item[1]
                 node = self.nodes[c.node]
                 if node.alive:
+                    node.restart_after = c.restart_after  # counted from the actual crash
                     if c.mode == "now":
                         self.crash(node)
                     else:
                         node.failpoints.crash_at = node.failpoints.count + c.k
-                self.push(c.restart_after, ("restart", c.node))
             elif kind == "restart":
                 node = self.nodes[item[1]]
                 node.failpoints.crash_at = None
@@ -385,6 +405,7 @@ class Simulation:
                 healed = True
                 for node in self.nodes:
                     node.failpoints.crash_at = None
+                    node.restart_after = None
                     if not node.alive:
                         self.guarded(node, node.boot)
                 self.height_at_heal = {n.node: n.app.last_height for n in self.nodes if n.honest}
