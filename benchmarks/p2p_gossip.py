@@ -135,10 +135,14 @@ async def cluster_runs(
     try:
         await wait_for_mesh(nodes, "tx")
         await wait_for_mesh(nodes, "vote")
+        idle = {**load, "tx_per_s": 0.0}
         gossip = await run_load(nodes, seconds=seconds, **load)
+        gossip["idle_vote_p50_ms"] = (await run_load(nodes, seconds=2.0, **idle))["vote_p50_ms"]
         direct = None
         if compare_direct:
             direct = await run_load(nodes, seconds=seconds, direct=True, **load)
+            idle_direct = await run_load(nodes, seconds=2.0, direct=True, **idle)
+            direct["idle_vote_p50_ms"] = idle_direct["vote_p50_ms"]
         return gossip, direct
     finally:
         await stop_all(nodes)
@@ -148,7 +152,8 @@ def row(name: str, r: dict[str, Any]) -> str:
     return (
         f"{name:<22} {r['tx_per_s']:>9.0f} {r['tx_complete'] * 100:>6.1f}% "
         f"{r['vote_p50_ms']:>8.1f} {r['vote_p99_ms']:>8.1f} {r['votes_complete'] * 100:>6.1f}% "
-        f"{r['cpu_ms_per_delivery']:>8.1f} {r['cpu_cores_busy']:>5.2f}"
+        f"{r['cpu_ms_per_delivery']:>8.1f} {r['cpu_cores_busy']:>5.2f} "
+        f"{r['idle_vote_p50_ms']:>9.1f}"
     )
 
 
@@ -168,7 +173,7 @@ async def main(quick: bool) -> dict[str, Any]:
     print(f"raw 2-node gossipsub ceiling (1 tx per message): {raw:.0f} msgs/s")
     print(
         f"{'run':<22} {'tx/s all':>9} {'tx ok':>7} {'vote p50':>8} {'vote p99':>8} "
-        f"{'votes':>7} {'cpu ms':>8} {'cores':>5}"
+        f"{'votes':>7} {'cpu ms':>8} {'cores':>5} {'idle p50':>9}"
     )
     print(row("4 nodes, gossip votes", g4))
     if d4:
@@ -183,6 +188,7 @@ async def main(quick: bool) -> dict[str, Any]:
         "tx_per_s_7": round(g7["tx_per_s"], 1) if g7 else None,
         "vote_p50_ms_4": round(g4["vote_p50_ms"], 2),
         "vote_p50_ms_7": round(g7["vote_p50_ms"], 2) if g7 else None,
+        "idle_vote_p50_ms_7": round(g7["idle_vote_p50_ms"], 2) if g7 else None,
         "vote_p99_ms_4": round(g4["vote_p99_ms"], 2),
         "vote_p99_ms_7": round(g7["vote_p99_ms"], 2) if g7 else None,
         "cpu_ms_per_delivery": round(
@@ -195,6 +201,8 @@ async def main(quick: bool) -> dict[str, Any]:
         "direct_vote_p50_ms_4": round(d4["vote_p50_ms"], 2) if d4 else None,
         "direct_vote_p99_ms_4": round(d4["vote_p99_ms"], 2) if d4 else None,
         "direct_vote_p50_ms_7": round(d7["vote_p50_ms"], 2) if d7 else None,
+        "idle_vote_p50_ms_4": round(g4["idle_vote_p50_ms"], 2),
+        "idle_direct_vote_p50_ms_4": round(d4["idle_vote_p50_ms"], 2) if d4 else None,
         "quick": quick,
     }
     return result
