@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +18,7 @@ from alloranet import codec
 from alloranet.synthesis.errors import SynthesisError
 from alloranet.synthesis.inference import (
     InferenceArrays,
+    InferenceRegrets,
     SynthesisConfig,
     compute_inference_arrays,
 )
@@ -278,11 +279,22 @@ def compute_regret_update(
     the topic's initial regret from the experienced workers (inclusion count >= 1/alpha and
     a stored regret before this round; the chain knows the counts)."""
     inf, fc = losses.inferers, losses.forecasters
-    prev = state.aligned(inf, fc)
-    had = state.stored_mask(inf, fc)
+    stored = state.project(inf, fc, np.nan)
+    prev = InferenceRegrets(
+        **{
+            f.name: np.where(
+                np.isnan(getattr(stored, f.name)), state.initial_regret, getattr(stored, f.name)
+            )
+            for f in fields(stored)
+        }
+    )
     new = compute_regret_arrays(losses.values, prev, topic.alpha_regret)
-    exp_i = np.array([a in experienced_inferers for a in inf], dtype=bool) & (had.inferer > 0)
-    exp_f = np.array([a in experienced_forecasters for a in fc], dtype=bool) & (had.forecaster > 0)
+    exp_i = np.array([a in experienced_inferers for a in inf], dtype=bool) & ~np.isnan(
+        stored.inferer
+    )
+    exp_f = np.array([a in experienced_forecasters for a in fc], dtype=bool) & ~np.isnan(
+        stored.forecaster
+    )
     pool = np.concatenate([new.inferer[exp_i], new.forecaster[exp_f]])
     initial = compute_initial_regret(
         pool,

@@ -60,9 +60,11 @@ def exp(x: npt.ArrayLike) -> FloatArray:
         c = r - t * (_P1 + t * (_P2 + t * (_P3 + t * (_P4 + t * _P5))))
         y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
         out = np.ldexp(y, k.astype(np.int64))
-        out = np.where(xa > _EXP_OVERFLOW, np.inf, out)
-        out = np.where(xa < _EXP_UNDERFLOW, 0.0, out)
-        out = np.where(np.isnan(xa), np.nan, out)
+        if xa.size and not (np.min(xa) >= _EXP_UNDERFLOW and np.max(xa) <= _EXP_OVERFLOW):
+            # only when some input is out of range or NaN (min/max propagate NaN)
+            out = np.where(xa > _EXP_OVERFLOW, np.inf, out)
+            out = np.where(xa < _EXP_UNDERFLOW, 0.0, out)
+            out = np.where(np.isnan(xa), np.nan, out)
     return np.asarray(out, dtype=np.float64)
 
 

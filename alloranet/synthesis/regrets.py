@@ -210,6 +210,17 @@ def merge_regrets(
 ) -> RegretState:
     """New state: the union of stored and this round's workers; updated (non-NaN) entries
     replace stored ones, everything else is carried over unchanged."""
+    if inferers == state.inferers and forecasters == state.forecasters:
+        # the usual case: same workers as stored; overwrite where updated
+        same = {
+            name: np.where(
+                np.isnan(getattr(updated, name)),
+                getattr(state.regrets, name),
+                getattr(updated, name),
+            )
+            for name, _, _ in FAMILIES
+        }
+        return RegretState(inferers, forecasters, InferenceRegrets(**same), initial_regret)
     all_inf = tuple(sorted(set(state.inferers) | set(inferers)))
     all_fc = tuple(sorted(set(state.forecasters) | set(forecasters)))
     base = state.project(all_inf, all_fc, np.nan)

@@ -115,9 +115,17 @@ def _gram_scorer(
     every iteration costs O(M^3) instead of O(M D). The differences are formed before the
     products, so near-agreeing reputers lose no precision to cancellation."""
     m = x.shape[0]
-    diff = x[:, None, :] - x[None, :, :]  # (m, p, D): x_m - x_p
-    g = fixed_sum(diff[:, :, None, :] * diff[:, None, :, :])  # (m, p, q)
-    h = fixed_sum(x[:, None, :] * x[None, :, :])  # (p, q)
+    iu, ju = np.triu_indices(m)  # the Gram tensors are symmetric in (p, q)
+    g = np.empty((m, m, m))
+    for r in range(m):  # a loop over reputers (M is small), not over workers
+        diff = x[r][None, :] - x  # (p, D): x_r - x_p
+        upper = fixed_sum(diff[iu] * diff[ju])
+        g[r, iu, ju] = upper
+        g[r, ju, iu] = upper
+    h = np.empty((m, m))
+    hu = fixed_sum(x[iu] * x[ju])
+    h[iu, ju] = hu
+    h[ju, iu] = hu
 
     def score(coefficients: FloatArray) -> FloatArray:
         adj = adjusted_stakes(coefficients, stakes)  # (B, M)
