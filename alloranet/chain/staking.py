@@ -119,8 +119,11 @@ def validate_evidence(
             f"{ctx.staking.evidence_max_age_blocks} blocks"
         )
     validator = ledger.get_validator(evidence.pubkey)
-    if validator is None:
-        raise EvidenceError(f"evidence: {evidence.pubkey.hex()} is not a validator")
+    signers = dict(get_validator_set_at(ledger, evidence.height))
+    if validator is None or evidence.pubkey not in signers:
+        raise EvidenceError(
+            f"evidence: {evidence.pubkey.hex()} was not a validator at height {evidence.height}"
+        )
     if validator.tombstoned or ledger.is_evidence_seen(evidence.hash):
         raise EvidenceError("evidence: this validator was already punished for double signing")
     evidence.validate_signatures(ctx.chain_id)
@@ -184,8 +187,9 @@ def process_validator_updates(ledger: Ledger, ctx: BlockContext) -> tuple[tuple[
         new_set = tuple(sorted(new.items()))
         ledger.set_meta("valset", new_set)
         schedule = [*ledger.get_meta("valset_schedule", ()), (ctx.height + 2, new_set)]
-        # keep the set in effect at the next height and every later one
-        while len(schedule) > 1 and schedule[1][0] <= ctx.height + 1:
+        # keep every set that was in effect within the evidence window, and all later ones
+        oldest = ctx.height + 1 - ctx.staking.evidence_max_age_blocks
+        while len(schedule) > 1 and schedule[1][0] <= oldest:
             schedule.pop(0)
         ledger.set_meta("valset_schedule", tuple(schedule))
     return tuple(sorted(updates))

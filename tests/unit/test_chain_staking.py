@@ -261,3 +261,22 @@ def test_validator_set_changes_take_effect_at_h_plus_2() -> None:
     block5 = build_block(result.state, time_ms=chain.time_ms + 2, proposer=val1)
     with pytest.raises(BlockError, match="proposer"):
         execute_block(result.state, block5)
+
+
+def test_evidence_requires_membership_at_the_infraction_height() -> None:
+    chain = TestChain.create(validators=("val0",), accounts=("alice", "bob"))
+    newcomer = chain.signers["alice"]
+    ok(chain.block([chain.tx("alice", MsgCreateValidator(newcomer.public_key, 5 * ALLO))]))
+    chain.advance_to(4)  # alice's validator signs from height 3 on
+    ids = (b"\x01" * 32, b"\x02" * 32)
+
+    def equivocation(height: int) -> DuplicateVoteEvidence:
+        votes = [
+            (b, newcomer.sign(vote_sign_bytes(chain.genesis.chain_id, PREVOTE, height, 0, b)))
+            for b in ids
+        ]
+        return DuplicateVoteEvidence.create(newcomer.public_key, PREVOTE, height, 0, *votes)
+
+    with pytest.raises(BlockError, match="not a validator at height 2"):
+        validate_block(chain.state, chain.build(evidence=[equivocation(2)]))
+    validate_block(chain.state, chain.build(evidence=[equivocation(3)]))
