@@ -127,7 +127,7 @@ def test_invalid_value_gets_a_nil_prevote() -> None:
 
 
 def test_timeouts_prevote_nil_precommit_nil_and_next_round_with_linear_growth() -> None:
-    vals, s, _ = start(0)
+    _vals, s, _ = start(0)
     s, acts = core.step(s, TimeoutEvent(T.PROPOSE, 1, 0))
     assert acts == [SignVote(PREVOTE, 1, 0, NIL_BLOCK_ID)]
     # rule 4: >2/3 prevotes of any kind schedule the prevote wait, once
@@ -153,7 +153,7 @@ def test_timeouts_prevote_nil_precommit_nil_and_next_round_with_linear_growth() 
 
 
 def test_nil_polka_precommits_nil() -> None:
-    vals, s, _ = start(0)
+    _vals, s, _ = start(0)
     s, _ = core.step(s, TimeoutEvent(T.PROPOSE, 1, 0))
     s, acts = feed(s, [VoteEvent(vote(k, PREVOTE, 1, 0, None)) for k in KEYS[:3]])
     assert SignVote(PRECOMMIT, 1, 0, NIL_BLOCK_ID) in acts  # rule 6
@@ -194,7 +194,7 @@ def test_relock_on_newer_polka_via_valid_round() -> None:
 
 
 def test_round_skip_on_more_than_a_third_of_power() -> None:
-    vals, s, _ = start(0, powers=(4, 3, 2, 1))
+    _vals, s, _ = start(0, powers=(4, 3, 2, 1))
     # power 3 of 10 from round 5: not more than 1/3
     s, acts = core.step(s, VoteEvent(vote(KEYS[1], PREVOTE, 1, 5, None)))
     assert s.round == 0
@@ -213,7 +213,7 @@ def test_thresholds_are_weighted_by_power() -> None:
 
 
 def test_equivocation_reports_evidence_once() -> None:
-    vals, s, _ = start(0)
+    _vals, s, _ = start(0)
     s, _ = core.step(s, VoteEvent(vote(KEYS[1], PREVOTE, 1, 0, b"a")))
     s, acts = core.step(s, VoteEvent(vote(KEYS[1], PREVOTE, 1, 0, b"b")))
     ev = [a for a in acts if isinstance(a, ReportEvidence)]

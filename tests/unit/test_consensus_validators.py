@@ -94,7 +94,7 @@ def test_rescale_uses_truncating_division() -> None:
 
 
 def test_updates_take_effect_at_h_plus_2() -> None:
-    vals1, next1 = compute_genesis_sets([(key(1), 5), (key(2), 5)])
+    _vals1, next1 = compute_genesis_sets([(key(1), 5), (key(2), 5)])
     # block 1 carries an update adding key 3
     vals2, next2 = compute_next_sets(next1, [(key(3), 5)])
     assert key(3) not in vals2  # H+1: still the old set
