@@ -35,11 +35,13 @@ from alloranet.chain.msgs import (
     MsgInsertReputerPayload,
     MsgInsertWorkerPayload,
     MsgRegister,
+    MsgRemoveDelegateStake,
     MsgRemoveStake,
 )
 from alloranet.chain.topics import process_activation_check, process_payment, require_topic
 
 RMQ: Final = b"rmq/"
+RDQ: Final = b"rdq/"
 
 
 def process_register(ledger: Ledger, ctx: BlockContext, signer: str, msg: MsgRegister) -> None:
@@ -108,6 +110,36 @@ def process_delegate_stake(
         )
     ledger.add_reputer_delegation(topic.id, msg.reputer, signer, msg.amount)
     _add_topic_stake(ledger, ctx, topic.id, signer, msg.amount)
+
+
+def process_remove_delegate_stake(
+    ledger: Ledger, ctx: BlockContext, signer: str, msg: MsgRemoveDelegateStake
+) -> None:
+    topic = require_topic(ledger, msg.topic_id)
+    delegated = ledger.get_reputer_delegation(topic.id, msg.reputer, signer)
+    pending = ledger.get_pending_delegation_removal(topic.id, msg.reputer, signer)
+    if msg.amount > delegated - pending:
+        raise StakeError(
+            f"remove_delegate_stake: {msg.amount} exceeds the removable delegation "
+            f"{delegated - pending} (delegated {delegated}, already pending removal {pending})"
+        )
+    ledger.set_pending_delegation_removal(topic.id, msg.reputer, signer, pending + msg.amount)
+    due = ctx.height + ctx.emissions.remove_stake_delay_window
+    ledger.schedule(RDQ, due, (topic.id, msg.reputer, signer, msg.amount, ctx.height))
+
+
+def process_delegation_removals(ledger: Ledger, ctx: BlockContext) -> None:
+    """End-block: pay out delegated-stake removals whose delay has passed."""
+    for topic_id, reputer, delegator, amount, _ in ledger.take_scheduled(RDQ, ctx.height):
+        delegated = ledger.get_reputer_delegation(topic_id, reputer, delegator)
+        paid = min(amount, delegated)
+        ledger.add_reputer_delegation(topic_id, reputer, delegator, -paid)
+        ledger.set_topic_stake(topic_id, ledger.get_topic_stake(topic_id) - paid)
+        pending = ledger.get_pending_delegation_removal(topic_id, reputer, delegator)
+        ledger.set_pending_delegation_removal(
+            topic_id, reputer, delegator, max(0, pending - amount)
+        )
+        ledger.transfer(TOPIC_STAKE_POOL, delegator, paid, "delegation removal")
 
 
 def _count_key(kind: bytes, topic_id: int, nonce: int) -> bytes:

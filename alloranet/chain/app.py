@@ -65,6 +65,7 @@ from alloranet.chain.msgs import (
     MsgInsertReputerPayload,
     MsgInsertWorkerPayload,
     MsgRegister,
+    MsgRemoveDelegateStake,
     MsgRemoveStake,
     MsgSend,
     MsgSubmitEvidence,
@@ -247,6 +248,8 @@ def _process_msg(ledger: Ledger, ctx: BlockContext, signer: str, msg: Msg) -> tu
         actors.process_remove_stake(ledger, ctx, signer, msg)
     elif isinstance(msg, MsgDelegateStake):
         actors.process_delegate_stake(ledger, ctx, signer, msg)
+    elif isinstance(msg, MsgRemoveDelegateStake):
+        actors.process_remove_delegate_stake(ledger, ctx, signer, msg)
     elif isinstance(msg, MsgInsertWorkerPayload):
         actors.process_worker_payload(ledger, ctx, signer, msg)
     elif isinstance(msg, MsgInsertReputerPayload):
@@ -385,6 +388,7 @@ def execute_block(
     results = tuple(process_tx(kv, ctx, tx, verified) for tx in block.txs)
     staking.process_matured_unbondings(ledger, ctx.height)
     actors.process_stake_removals(ledger, ctx)
+    actors.process_delegation_removals(ledger, ctx)
     for topic_id in topics.process_epoch_ends(ledger, ctx):
         events.append(("worker_nonce_opened", f"{topic_id}:{ctx.height}"))
     epochs.process_worker_window_closes(ledger, ctx)

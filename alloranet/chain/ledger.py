@@ -10,8 +10,9 @@ validator; ``del/<pubkey><addr>`` delegator shares; ``ubd/<height>`` unbonding e
 then; ``evid/<hash>`` punished evidence; ``topic/<id>`` topic rules; ``tw/<id>`` weight;
 ``trev/<id>`` fee revenue; ``sched/<height>`` topics whose epoch ends then; ``worker/``,
 ``reputer/`` registrations; ``rstake/``, ``rdel/``, ``rdeltot/``, ``tstake/`` reputer stakes;
-``rmq/<height>`` stake removals due; ``wclose/``/``rclose/<height>`` nonces whose worker or
-reputer window closes at the end of that height; ``wopen/``/``ropen/<id><nonce>`` open nonces;
+``rmq/<height>``/``rdq/<height>`` own/delegated stake removals due;
+``wclose/``/``rclose/<height>`` nonces whose worker or reputer window closes at the end of that
+height; ``wopen/``/``ropen/<id><nonce>`` open nonces;
 ``inf/<id><nonce><addr>`` worker payloads; ``rep/<id><nonce><addr>`` reputer bundles;
 ``syn/<id>\\0<family>`` packed per-topic synthesis state (one value per topic and family).
 """
@@ -377,6 +378,20 @@ class Ledger:
         self._set_amount(key, self._amount(key) + amount)
         total_key = b"rdeltot/" + _u64(topic_id) + reputer.encode()
         self._set_amount(total_key, self._amount(total_key) + amount)
+
+    def get_reputer_delegation(self, topic_id: int, reputer: str, delegator: str) -> int:
+        key = b"rdel/" + _u64(topic_id) + reputer.encode() + b"\x00" + delegator.encode()
+        return self._amount(key)
+
+    def get_pending_delegation_removal(self, topic_id: int, reputer: str, delegator: str) -> int:
+        key = b"rdpend/" + _u64(topic_id) + reputer.encode() + b"\x00" + delegator.encode()
+        return self._amount(key)
+
+    def set_pending_delegation_removal(
+        self, topic_id: int, reputer: str, delegator: str, amount: int
+    ) -> None:
+        key = b"rdpend/" + _u64(topic_id) + reputer.encode() + b"\x00" + delegator.encode()
+        self._set_amount(key, amount)
 
     def get_topic_stake(self, topic_id: int) -> int:
         return self._amount(b"tstake/" + _u64(topic_id))

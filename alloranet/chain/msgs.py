@@ -332,6 +332,27 @@ class MsgDelegateStake:
 
 
 @dataclass(frozen=True, slots=True)
+class MsgRemoveDelegateStake:
+    """actors: ask to withdraw stake delegated to a reputer; paid after the removal delay."""
+
+    TAG: ClassVar[int] = 14
+    topic_id: int
+    reputer: str
+    amount: int
+
+    def to_wire(self) -> tuple[Any, ...]:
+        return (self.TAG, self.topic_id, self.reputer, self.amount)
+
+    @classmethod
+    def from_fields(cls, f: tuple[Any, ...]) -> MsgRemoveDelegateStake:
+        return cls(
+            expect_int(f[0], "remove_delegate_stake.topic_id", 1, MAX_TOPIC_ID),
+            _address(f[1], "remove_delegate_stake.reputer"),
+            _amount(f[2], "remove_delegate_stake.amount"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class MsgInsertWorkerPayload:
     """actors: a worker's inference and/or forecast (log10 losses of other inferers)."""
 
@@ -457,6 +478,7 @@ Msg = (
     | MsgAddStake
     | MsgRemoveStake
     | MsgDelegateStake
+    | MsgRemoveDelegateStake
     | MsgInsertWorkerPayload
     | MsgInsertReputerPayload
     | MsgSubmitEvidence
@@ -475,6 +497,7 @@ _FIELD_COUNTS: Final[dict[int, tuple[Any, int]]] = {
         (MsgAddStake, 2),
         (MsgRemoveStake, 2),
         (MsgDelegateStake, 3),
+        (MsgRemoveDelegateStake, 3),
         (MsgInsertWorkerPayload, 4),
         (MsgInsertReputerPayload, 3),
         (MsgSubmitEvidence, 1),

@@ -314,3 +314,32 @@ def test_unsorted_bundle_is_malformed() -> None:
     sig = chain.signers["r1"].sign(TX_SIGN_TAG + encode(body))
     with pytest.raises(MalformedTxError, match="sorted"):
         decode_tx(encode((body, sig)))
+
+
+def test_remove_delegated_stake_waits_for_delay() -> None:
+    from alloranet.chain.msgs import MsgRemoveDelegateStake
+
+    chain = setup(remove_stake_delay_window=4)
+    r1 = chain.address("r1")
+    bob = chain.address("bob")
+    res = chain.block([chain.tx("bob", MsgDelegateStake(1, r1, 9_000))])  # h3
+    assert codes(res) == [0]
+    before = get_balance(chain.state, bob)
+    res = chain.block(
+        [
+            chain.tx("bob", MsgRemoveDelegateStake(1, r1, 6_000)),  # h4 -> paid at end of h8
+            chain.tx("bob", MsgRemoveDelegateStake(1, r1, 3_001)),  # only 3,000 removable
+            chain.tx("alice", MsgRemoveDelegateStake(1, r1, 1)),  # alice delegated nothing
+            chain.tx("bob", MsgRemoveDelegateStake(9, r1, 1)),
+        ]
+    )
+    assert codes(res) == [0, StakeError.code, StakeError.code, NotFoundError.code]
+    chain.advance_to(7)
+    lg = Ledger(Overlay(chain.state))
+    assert lg.stake_authority(1, r1) == 29_000 and get_balance(chain.state, bob) == before
+    chain.block()  # h8
+    lg = Ledger(Overlay(chain.state))
+    assert lg.stake_authority(1, r1) == 23_000
+    assert lg.get_topic_stake(1) == 4 * 20_000 + 3_000
+    assert get_balance(chain.state, bob) == before + 6_000
+    validate_invariants(chain.state)
