@@ -18,6 +18,8 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from alloranet.synthesis.errors import SynthesisError
+
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -39,7 +41,7 @@ def fixed_sum(values: npt.ArrayLike, axis: int = -1) -> FloatArray:
 
 
 def fixed_sum_scalar(values: npt.ArrayLike) -> float:
-    """Left-to-right sum of a 1-D sequence, as a Python float."""
+    """:func:`fixed_sum` of a 1-D sequence, as a Python float."""
     return float(fixed_sum(np.asarray(values, dtype=np.float64).ravel()))
 
 
@@ -66,7 +68,7 @@ def median(values: npt.ArrayLike) -> float:
     arr = np.sort(np.asarray(values, dtype=np.float64).ravel())
     n = arr.size
     if n == 0:
-        raise ValueError("median of no values")
+        raise SynthesisError("median of no values")
     if n % 2 == 1:
         return float(arr[n // 2])
     return float((arr[n // 2 - 1] + arr[n // 2]) / 2.0)
@@ -78,7 +80,7 @@ def quantile(values: npt.ArrayLike, q: float) -> float:
     arr = np.sort(np.asarray(values, dtype=np.float64).ravel())[::-1]
     n = arr.size
     if n == 0:
-        raise ValueError("quantile of no values")
+        raise SynthesisError("quantile of no values")
     if n == 1:
         return float(arr[0])
     pos = (1.0 - q) * float(n - 1)
@@ -98,12 +100,12 @@ def weighted_percentiles(
     w = np.asarray(weights, dtype=np.float64).ravel()
     ps = np.asarray(percentiles, dtype=np.float64).ravel() / 100.0
     if v.size == 0:
-        raise ValueError("weighted percentile of no values")
+        raise SynthesisError("weighted percentile of no values")
     order = np.argsort(v, kind="stable")
     sv = v[order]
     sw = w[order]
     total = fixed_sum_scalar(sw)
-    cum = np.cumsum(sw)
+    cum = np.cumsum(sw)  # a sequential scan: fixed order by construction
     pos = (cum - 0.5 * sw) / total
     out = np.empty(ps.shape, dtype=np.float64)
     for i, p in enumerate(ps):
