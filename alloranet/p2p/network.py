@@ -29,6 +29,7 @@ from libp2p import new_host
 from libp2p.abc import INotifee
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
@@ -161,6 +162,14 @@ class Network:
                 )
             },
             muxer_preference="YAMUX",
+            # Our redial loop keeps the validator set connected; libp2p's AutoConnector would
+            # dial every peerstore address towards 50 connections (blocked peers included).
+            connection_config=ConnectionConfig(
+                min_connections=0,
+                low_watermark=0,
+                high_watermark=4 * cfg.max_peers + 16,
+                max_connections=4 * cfg.max_peers + 16,
+            ),
         )
         router = GossipSub(
             protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11, PROTOCOL_ID],
