@@ -24,15 +24,18 @@ SIZES = ((32, 6), (256, 32), (1000, 100), (4000, 200))
 TARGET_MS = {(32, 6): 2.0, (1000, 100): 100.0}
 
 
-def time_epoch(n: int, k: int, repeats: int) -> float:
+def time_epoch(n: int, k: int, repeats: int) -> tuple[float, float]:
+    """Median wall-clock and process-CPU milliseconds per epoch (CPU time is less sensitive
+    to other processes on a shared machine)."""
     scenario = make_scenario(7, n, k)
     run_epoch(scenario)  # warm-up
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         run_epoch(scenario)
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - t0) * 1000.0)
+        cpu.append((time.process_time() - c0) * 1000.0)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main() -> None:
@@ -41,17 +44,20 @@ def main() -> None:
     args = parser.parse_args()
     sizes = SIZES[:3] if args.quick else SIZES
     results: dict[tuple[int, int], float] = {}
+    cpu_results: dict[tuple[int, int], float] = {}
     print(
-        f"{'inferers':>9} {'forecasters':>11} {'ms/epoch':>10} {'us/pair':>9} {'target ms':>10} {'ratio':>7}"
+        f"{'inferers':>9} {'forecasters':>11} {'ms/epoch':>10} {'cpu ms':>8} {'us/pair':>9} "
+        f"{'target ms':>10} {'ratio':>7}"
     )
     for n, k in sizes:
         repeats = 3 if args.quick else (20 if n <= 256 else 5 if n <= 1000 else 2)
-        ms = time_epoch(n, k, repeats)
+        ms, cpu_ms = time_epoch(n, k, repeats)
         results[(n, k)] = ms
+        cpu_results[(n, k)] = cpu_ms
         target = TARGET_MS.get((n, k))
         ratio = f"{ms / target:7.2f}" if target else "      -"
         tgt = f"{target:10.1f}" if target else "         -"
-        print(f"{n:>9} {k:>11} {ms:10.2f} {ms * 1000.0 / (n * k):9.3f} {tgt} {ratio}")
+        print(f"{n:>9} {k:>11} {ms:10.2f} {cpu_ms:8.2f} {ms * 1000.0 / (n * k):9.3f} {tgt} {ratio}")
     # growth exponent: least-squares slope of log(time) against log(inferers)
     xs = [math.log(n) for n, _ in results]
     ys = [math.log(v) for v in results.values()]
@@ -73,6 +79,8 @@ def main() -> None:
                 "ms_1000x100": get(1000, 100),
                 "ms_4000x200": get(4000, 200),
                 "growth_exponent": round(slope, 3),
+                "cpu_ms_32x6": round(cpu_results[(32, 6)], 3),
+                "cpu_ms_1000x100": round(cpu_results[(1000, 100)], 3),
                 "ratio_32x6_to_target": None
                 if get(32, 6) is None
                 else round(results[(32, 6)] / 2.0, 3),

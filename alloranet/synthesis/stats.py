@@ -26,7 +26,9 @@ BoolArray = npt.NDArray[np.bool_]
 
 def fixed_sum(values: npt.ArrayLike, axis: int = -1) -> FloatArray:
     """Sum along ``axis`` in the explicit pairwise order of the module docstring."""
-    arr = np.moveaxis(np.asarray(values, dtype=np.float64), axis, -1)
+    arr = np.asarray(values, dtype=np.float64)
+    if axis != -1 and axis != arr.ndim - 1:
+        arr = np.moveaxis(arr, axis, -1)
     n = arr.shape[-1]
     if n == 0:
         return np.asarray(np.zeros(arr.shape[:-1]), dtype=np.float64)
