@@ -164,15 +164,17 @@ def main() -> None:
     seeds, epochs = (3, 200) if args.quick else (args.seeds, args.epochs)
     print(f"seeds={seeds} epochs={epochs} (second half scored; mean log10 squared error)")
     print(
-        f"{'setup':>9} {'network':>8} {'naive':>8} {'average':>8} {'best':>8} {'net/best':>9} {'net/naive':>10} {'net/avg':>8}"
+        f"{'setup':>9} {'network':>8} {'naive':>8} {'average':>8} {'best':>8} "
+        f"{'net/best':>9} {'net/naive':>10} {'net/avg':>8}"
     )
     res = {}
     for setup in ("A", "B", "B-useless"):
         m = summarise(setup, seeds, epochs)
         res[setup] = m
         print(
-            f"{setup:>9} {m['network']:8.3f} {m['naive']:8.3f} {m['average']:8.3f} {m['best']:8.3f} "
-            f"{m['network_over_best']:9.3f} {m['network_over_naive']:10.3f} {m['network_over_average']:8.3f}"
+            f"{setup:>9} {m['network']:8.3f} {m['naive']:8.3f} {m['average']:8.3f} "
+            f"{m['best']:8.3f} {m['network_over_best']:9.3f} {m['network_over_naive']:10.3f} "
+            f"{m['network_over_average']:8.3f}"
         )
     print("targets: A net/best <= 0.15, net/naive <= 0.15; B net/best <= 0.35, net/naive <= 0.40;")
     print("         B with useless forecasters: network - naive <= +0.03 dex")
