@@ -402,6 +402,25 @@ class RewardState:
             float(self.score_ratio),
         )
 
+    @staticmethod
+    def from_wire(value: codec.Value) -> RewardState:
+        t = codec.expect_tuple(value, "reward state", 4)
+
+        def pairs(v: codec.Value, name: str) -> dict[str, float]:
+            out: dict[str, float] = {}
+            for item in codec.expect_tuple(v, name):
+                pair = codec.expect_tuple(item, name, 2)
+                out[codec.expect_str(pair[0], name)] = codec.expect_float(pair[1], name)
+            _sorted(tuple(out), name)
+            return out
+
+        return RewardState(
+            pairs(t[0], "inferer fractions"),
+            pairs(t[1], "forecaster fractions"),
+            pairs(t[2], "reputer fractions"),
+            codec.expect_float(t[3], "score ratio"),
+        )
+
 
 @dataclass(frozen=True)
 class Rewards:

@@ -13,6 +13,7 @@ from alloranet.synthesis import (
     ModuleParams,
     NetworkLosses,
     RegretState,
+    RewardState,
     SynthesisError,
     TopicParams,
     WorkerRound,
@@ -161,6 +162,8 @@ def test_wire_round_trip_is_bit_exact() -> None:
     assert codec.encode(back.to_wire()) == blob
     lblob = codec.encode(out.losses.to_wire())
     assert codec.encode(NetworkLosses.from_wire(codec.decode(lblob)).to_wire()) == lblob
+    rblob = codec.encode(out.rewards.state.to_wire())
+    assert codec.encode(RewardState.from_wire(codec.decode(rblob)).to_wire()) == rblob
     with pytest.raises(AlloraError):
         RegretState.from_wire(codec.decode(codec.encode((("b", "a"), (), 0.0, ()))))
 
