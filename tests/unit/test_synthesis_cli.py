@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from alloranet.cli import main
-from tests.vectors._vectors import VECTORS, rel_error
+from tests.vectors._vectors import VECTORS, rel_error, requires_vectors
 
 
+@requires_vectors
 def test_replay_prints_expected_keys(capsys: pytest.CaptureFixture[str]) -> None:
     case = VECTORS / "synthesis_epoch_302.json"
     hist = [str(VECTORS / "synthesis_epoch_301.json"), str(VECTORS / "synthesis_epoch_300.json")]

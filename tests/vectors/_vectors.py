@@ -8,8 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 VECTORS = Path(os.environ.get("ALLORANET_VECTORS", "/work/shared/vectors/allora"))
+
+#: The reference vectors live outside the repository (set ALLORANET_VECTORS to their folder).
+requires_vectors = pytest.mark.skipif(
+    not (VECTORS / "synthesis_epoch_300.json").is_file(),
+    reason=f"reference vectors not found at {VECTORS} (set ALLORANET_VECTORS)",
+)
 
 
 def load(name: str) -> Any:

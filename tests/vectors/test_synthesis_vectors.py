@@ -19,7 +19,9 @@ from alloranet.synthesis.emissions import max_emission_per_staked, target_emissi
 from alloranet.synthesis.rewards import task_entropy, task_split, topic_target_weight
 from alloranet.synthesis.sortition import compute_sortition_update, select_active
 from alloranet.synthesis.weights import gradient, weight_from_normalized_regret
-from tests.vectors._vectors import load, rel_error
+from tests.vectors._vectors import load, rel_error, requires_vectors
+
+pytestmark = requires_vectors
 
 EPOCHS = (300, 301, 302)
 ITERATIVE = {"reputer_scores", "reputer_listening_coefficients", "reputer_adjusted_stakes"}
