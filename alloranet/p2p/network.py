@@ -189,6 +189,18 @@ class Network:
         )
         self.pubsub.alloranet_on_malformed = self._on_malformed
         self.my_id = str(self.host.get_id().to_base58())
+        try:
+            await self._serve_forever(maddrs, router, on_ready)
+        finally:
+            # The seen-cache runs its own sweeper thread; stop it or it leaks past close().
+            seen = getattr(self.pubsub, "seen_messages", None)
+            if seen is not None and hasattr(seen, "stop"):
+                seen.stop()
+
+    async def _serve_forever(
+        self, maddrs: list[Any], router: Any, on_ready: Callable[[str, list[str]], None]
+    ) -> None:
+        cfg = self.config
         async with (
             self.host.run(maddrs),
             background_trio_service(self.pubsub),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -64,6 +65,9 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[P2PHost, P2PHost]]:
     finally:
         await a.close()
         await b.close()
+    ours = ("alloranet-p2p", "_background_cleanup")  # network thread, libp2p seen-cache sweeper
+    leaked = [t.name for t in threading.enumerate() if any(n in t.name for n in ours)]
+    assert leaked == [], f"threads left after close: {leaked}"
 
 
 async def test_key_file_is_persistent_and_private(tmp_path: Path) -> None:
