@@ -55,20 +55,43 @@ def exp(x: npt.ArrayLike) -> FloatArray:
     lo_x, hi_x = np.min(xa), np.max(xa)  # NaN propagates, failing the range test
     in_range = bool(lo_x >= _EXP_UNDERFLOW and hi_x <= _EXP_OVERFLOW)
     with np.errstate(all="ignore"):
-        k = np.floor(xa * _INV_LN2 + 0.5)
+        # in-place steps (out=) keep the exact operation order of exp_scalar while avoiding
+        # a fresh array per operation
+        k = xa * _INV_LN2
+        k += 0.5
+        np.floor(k, out=k)
         if not in_range:
             k = np.where(np.isfinite(k), k, 0.0)
-        hi = xa - k * _LN2_HI
+        hi = k * _LN2_HI
+        np.subtract(xa, hi, out=hi)  # hi = x - k ln2_hi
         lo = k * _LN2_LO
         r = hi - lo
         t = r * r
-        c = r - t * (_P1 + t * (_P2 + t * (_P3 + t * (_P4 + t * _P5))))
-        y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+        c = t * _P5
+        c += _P4
+        c *= t
+        c += _P3
+        c *= t
+        c += _P2
+        c *= t
+        c += _P1
+        c *= t
+        np.subtract(r, c, out=c)  # c = r - t (P1 + t (P2 + ...))
+        y = r * c
+        den = 2.0 - c
+        y /= den
+        np.subtract(lo, y, out=y)
+        y -= hi
+        np.subtract(1.0, y, out=y)  # y = 1 - ((lo - r c / (2 - c)) - hi)
         if in_range and lo_x >= -700.0:
             # k in [-1010, 1024] and y in [0.7, 1.42]: y * 2^(k-1) * 2 is exact, and 2^(k-1)
             # is built from its bits: the same exact result as ldexp, without its slow loop
-            scale = ((k.astype(np.int64) + 1022) << 52).view(np.float64)
-            out = (y * scale) * 2.0
+            bits = k.astype(np.int64)
+            bits += 1022
+            bits <<= 52
+            y *= bits.view(np.float64)
+            y *= 2.0
+            out = y
         else:
             out = np.ldexp(y, k.astype(np.int64))
         if not in_range:
