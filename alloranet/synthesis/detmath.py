@@ -50,6 +50,8 @@ def _as_array(x: npt.ArrayLike) -> FloatArray:
 def exp(x: npt.ArrayLike) -> FloatArray:
     """e**x elementwise; inf above 709.78, +0 below -745.13, NaN stays NaN."""
     xa = _as_array(x)
+    if xa.ndim == 0:  # the in-place steps need real arrays
+        return np.asarray(exp(xa.reshape(1)).reshape(()), dtype=np.float64)
     if xa.size == 0:
         return xa.copy()
     lo_x, hi_x = np.min(xa), np.max(xa)  # NaN propagates, failing the range test

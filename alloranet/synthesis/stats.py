@@ -32,14 +32,20 @@ def fixed_sum(values: npt.ArrayLike, axis: int = -1) -> FloatArray:
     n = arr.shape[-1]
     if n == 0:
         return np.asarray(np.zeros(arr.shape[:-1]), dtype=np.float64)
+    if n == 1:
+        return np.array(arr[..., 0], dtype=np.float64)
+    h = n // 2
+    buf = arr[..., :h] + arr[..., h : 2 * h]  # the one allocation; later levels work in place
+    if n % 2:
+        buf[..., h - 1] += arr[..., 2 * h]
+    n = h
     while n > 1:
         h = n // 2
-        head = arr[..., :h] + arr[..., h : 2 * h]
+        np.add(buf[..., :h], buf[..., h : 2 * h], out=buf[..., :h])
         if n % 2:
-            head[..., h - 1] = head[..., h - 1] + arr[..., 2 * h]
-        arr = head
+            buf[..., h - 1] += buf[..., 2 * h]
         n = h
-    return np.asarray(arr[..., 0], dtype=np.float64)
+    return np.array(buf[..., 0], dtype=np.float64)
 
 
 def fixed_sum_scalar(values: npt.ArrayLike) -> float:
@@ -50,12 +56,16 @@ def fixed_sum_scalar(values: npt.ArrayLike) -> float:
 def masked_sample_std(values: FloatArray, mask: BoolArray) -> FloatArray:
     """Row-wise sample standard deviation (divisor n - 1) over the entries where ``mask``;
     0 for rows with fewer than two entries (Allora's ``StdDev``)."""
-    n = fixed_sum(mask.astype(np.float64))
-    x = np.where(mask, values, 0.0)
+    n = np.count_nonzero(mask, axis=-1).astype(np.float64)  # exact integer counts
+    outside = ~mask
     with np.errstate(all="ignore"):
+        x = np.array(values, dtype=np.float64, copy=True)
+        np.copyto(x, 0.0, where=outside)
         mean = fixed_sum(x) / np.where(n > 0, n, 1.0)
-        dev = np.where(mask, values - mean[..., None], 0.0)
-        var = fixed_sum(dev * dev) / np.where(n > 1, n - 1.0, 1.0)
+        np.subtract(values, mean[..., None], out=x)  # deviations
+        np.copyto(x, 0.0, where=outside)
+        x *= x
+        var = fixed_sum(x) / np.where(n > 1, n - 1.0, 1.0)
     return np.asarray(np.where(n > 1, np.sqrt(var), 0.0), dtype=np.float64)
 
 

@@ -42,18 +42,44 @@ def weight_from_normalized_regret(
     return np.asarray(np.where(r < c - 17.25 / p, 0.0, w), dtype=np.float64)
 
 
+def _weights_in_place(r: FloatArray, rmax: FloatArray, p: float, c: float) -> FloatArray:
+    """:func:`weight_from_normalized_regret` on a batch (B, M) that may be overwritten; the
+    same operations in the same order, without a fresh array per step."""
+    np.minimum(r, c + 6.75 / p, out=r)
+    anchor = c - 8.25 / p
+    rows = rmax < anchor
+    if np.any(rows):
+        sub = r[rows]
+        sub -= rmax[rows][:, None]
+        sub += anchor
+        r[rows] = sub
+    with np.errstate(all="ignore"):
+        arg = c - r
+        arg *= p
+        w = detmath.exp(arg)
+        w += 1.0
+        np.divide(p, w, out=w)
+    np.copyto(w, 0.0, where=r < c - 17.25 / p)
+    return w
+
+
 def pool_weights(
     regrets: FloatArray, mask: BoolArray, p: float, c: float, epsilon: float
 ) -> FloatArray:
     """Weights of every pool (row): sample std of the pool, normalise by |std| + epsilon,
     weight each entry from its normalised regret and the pool's un-capped maximum.
     Entries outside the pool get weight 0."""
+    regrets = np.atleast_2d(regrets)
+    mask = np.atleast_2d(mask)
     std = masked_sample_std(regrets, mask)
     with np.errstate(all="ignore"):
-        norm = np.where(mask, regrets, 0.0) / (np.abs(std) + epsilon)[..., None]
-    rmax = np.max(np.where(mask, norm, -np.inf), axis=-1)
-    w = weight_from_normalized_regret(norm, rmax[..., None], p, c)
-    return np.asarray(np.where(mask, w, 0.0), dtype=np.float64)
+        norm = np.array(regrets, dtype=np.float64, copy=True)
+        np.copyto(norm, 0.0, where=~mask)
+        norm /= (np.abs(std) + epsilon)[..., None]
+    rmax = np.max(norm, axis=-1, where=mask, initial=-np.inf)
+    w = _weights_in_place(norm, rmax, p, c)
+    np.copyto(w, 0.0, where=~mask)
+    return w
 
 
 def weighted_average(
@@ -61,7 +87,9 @@ def weighted_average(
 ) -> tuple[FloatArray, FloatArray]:
     """Row-wise sum(w v) / max(sum w, floor) (``floor`` None: plain sum w). Returns the values
     and the weight sums so callers can tell an all-zero pool."""
-    num = fixed_sum(np.where(weights != 0.0, weights * values, 0.0))
+    prod = weights * values
+    np.copyto(prod, 0.0, where=weights == 0.0)  # zero weights are skipped (values may be NaN)
+    num = fixed_sum(prod)
     den = fixed_sum(weights)
     with np.errstate(all="ignore"):
         div = den if floor is None else np.maximum(den, floor)
