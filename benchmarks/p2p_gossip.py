@@ -6,8 +6,9 @@ Measures, in one run:
   * 4 and 7 nodes in a full mesh, each offering transactions in batches (Batcher) plus votes
     at a steady rate: transactions delivered to all nodes per second, vote fan-out latency
     (time until the LAST peer has a vote) p50/p99, CPU-ms per delivered gossip message;
-  * for consensus traffic at 4 nodes (7 in the full run): the same votes over direct
-    request streams to each peer instead of gossipsub, under the same load.
+  * for consensus traffic at 4 nodes (7 in the full run): the same votes sent over a
+    persistent direct stream to each peer (``broadcast_direct``) instead of gossipsub,
+    under the same load and idle ("idle p50": votes only).
 All processes share this machine's cores; latencies use the shared wall clock.
 
 Usage: python benchmarks/p2p_gossip.py [--quick]. Last line: one JSON object.
@@ -83,7 +84,7 @@ async def run_load(
     delivered_tx = sum(f["tx_unique"] for f in full)
     gossip_msgs = sum(f["batches"] + f["votes"] for f in full)
     window = max(seconds, max(f["span_s"] for f in full))
-    key = "direct_lat_ms" if direct else "vote_lat_ms"
+    key = "vote_lat_ms"  # direct votes arrive on the same subscription
     per_vote: dict[str, list[float]] = {}
     for f in full:
         for vote, ms in f[key].items():

@@ -108,6 +108,11 @@ def compute_protocol_id(network_id: str, protocol: str) -> str:
     return f"/alloranet/{network_id}/req/{protocol}/1"
 
 
+def compute_direct_protocol_id(network_id: str) -> str:
+    """The stream protocol of persistent per-peer direct channels (docs/protocol.md §2.6)."""
+    return f"/alloranet/{network_id}/direct/1"
+
+
 def validate_channel_name(name: str) -> str:
     """Channel and protocol names are short lowercase identifiers; raises ConfigError."""
     if not name or len(name) > 32 or not all(c.isalnum() or c in "-_" for c in name):

@@ -63,3 +63,29 @@ def decode_status(byte: bytes) -> Status:
         return Status(byte[0])
     except ValueError:
         raise ProtocolViolationError(f"unknown response status {byte[0]}") from None
+
+
+#: Bytes a direct frame adds to its payload besides the length header (channel name + len).
+DIRECT_OVERHEAD: Final = 1 + 32
+
+
+def encode_direct(channel: str, data: bytes, max_size: int) -> bytes:
+    """A direct-stream frame: ``u32 length | u8 channel length | channel | data``."""
+    if len(data) > max_size:
+        raise MessageTooLargeError(f"direct message of {len(data)} bytes exceeds {max_size}")
+    name = channel.encode()
+    if not 0 < len(name) <= 32:
+        raise ProtocolViolationError(f"bad channel name {channel!r}")
+    body = bytes((len(name),)) + name + data
+    return _U32.pack(len(body)) + body
+
+
+def decode_direct(body: bytes) -> tuple[str, bytes]:
+    """Split a direct frame body into (channel, data); raises ProtocolViolationError."""
+    if not body or not 0 < body[0] <= 32 or len(body) < 1 + body[0]:
+        raise ProtocolViolationError("malformed direct frame")
+    try:
+        channel = body[1 : 1 + body[0]].decode()
+    except UnicodeDecodeError:
+        raise ProtocolViolationError("direct frame channel is not UTF-8") from None
+    return channel, body[1 + body[0] :]

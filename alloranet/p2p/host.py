@@ -297,6 +297,34 @@ class P2PHost:
             finally:
                 self._calls.discard(fut)
 
+    async def send_direct(self, peer_id: str, channel: str, data: bytes) -> None:
+        """Send to one peer on our persistent direct stream (no gossip, no forwarding).
+
+        The receiver delivers it to its ``channel`` subscription after its validator.
+        """
+        validate_channel_name(channel)
+        if len(data) > self._config.max_gossip_size:
+            raise MessageTooLargeError(
+                f"direct message of {len(data)} bytes exceeds {self._config.max_gossip_size}"
+            )
+        network = self._check()
+        await self._call(network.send_direct, peer_id, channel, bytes(data))
+
+    async def broadcast_direct(self, channel: str, data: bytes) -> list[str]:
+        """``send_direct`` to every connected peer at once; returns the peers it failed for."""
+        peers = self.peers()
+        results = await asyncio.gather(
+            *(self.send_direct(peer, channel, data) for peer in peers), return_exceptions=True
+        )
+        failed = []
+        for peer, result in zip(peers, results, strict=True):
+            if isinstance(result, MessageTooLargeError):
+                raise result
+            if isinstance(result, BaseException):
+                log.debug("p2p: direct %s to %s failed: %s", channel, peer, result)
+                failed.append(peer)
+        return failed
+
     def _on_inbound(self, item: Inbound) -> None:
         """Trio thread: queue a message and wake asyncio once per burst."""
         self._pending.append(item)

@@ -202,6 +202,40 @@ class MemoryHost:
         inbox.put_many([Inbound(channel, origin, forwarder, data)])
         self._forward(channel, origin, forwarder, msg_id, data)
 
+    async def send_direct(self, peer_id: str, channel: str, data: bytes) -> None:
+        self._check_running()
+        validate_channel_name(channel)
+        if len(data) > self._max_gossip:
+            raise MessageTooLargeError(f"direct message of {len(data)} bytes exceeds the cap")
+        other = self._network.hosts.get(peer_id)
+        if other is None or not self._network._is_linked(self._peer_id, peer_id):
+            raise PeerUnreachableError(f"peer {peer_id} is not connected")
+        if not self._may_talk(other):
+            raise PeerUnreachableError(f"peer {peer_id} is blocked or banned")
+        asyncio.get_running_loop().call_soon(other._receive_direct, channel, self._peer_id, data)
+
+    async def broadcast_direct(self, channel: str, data: bytes) -> list[str]:
+        failed = []
+        for peer in self.peers():
+            try:
+                await self.send_direct(peer, channel, data)
+            except PeerUnreachableError:
+                failed.append(peer)
+        return failed
+
+    def _receive_direct(self, channel: str, sender: str, data: bytes) -> None:
+        if not self._running or sender in self._blocked or self._scores.is_banned(sender):
+            return
+        sub = self._subs.get(channel)
+        if sub is None:
+            return
+        inbox, validator = sub
+        verdict = Verdict.ACCEPT if validator is None else _safe_validate(validator, sender, data)
+        if verdict is Verdict.REJECT:
+            self.penalise(sender, "invalid_message")
+        elif verdict is Verdict.ACCEPT:
+            inbox.put_many([Inbound(channel, sender, sender, data)])
+
     # --- request/response ---------------------------------------------------------------
     def set_request_handler(self, protocol: str, handler: RequestHandler) -> None:
         self._handlers[validate_channel_name(protocol)] = handler

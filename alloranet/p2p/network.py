@@ -40,7 +40,13 @@ from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
 
 from alloranet.p2p import framing
-from alloranet.p2p.config import LIBP2P_RPC_LIMIT, P2PConfig, compute_protocol_id
+from alloranet.p2p.config import (
+    LIBP2P_RPC_LIMIT,
+    P2PConfig,
+    compute_direct_protocol_id,
+    compute_protocol_id,
+    compute_topic,
+)
 from alloranet.p2p.errors import (
     P2PError,
     PeerUnreachableError,
@@ -139,6 +145,8 @@ class Network:
         self._forwarders: collections.OrderedDict[bytes, str] = collections.OrderedDict()
         self._blacklisted: set[str] = set()
         self._ensuring: set[str] = set()
+        self._direct_out: dict[str, Any] = {}
+        self._direct_locks: dict[str, trio.Lock] = {}
         self._stop = trio.Event()
         # Two lanes: consensus messages (votes, proposals) never wait behind bulk batches.
         self._prio: collections.deque[tuple[str, bytes, Any]] = collections.deque()
@@ -212,6 +220,9 @@ class Network:
             self.host.get_network().register_notifee(_Notifee(self))
             for protocol in list(self.handlers):
                 self._register_stream_handler(protocol)
+            self.host.set_stream_handler(
+                TProtocol(compute_direct_protocol_id(cfg.network_id)), self._serve_direct
+            )
             self.listen_addrs = [str(a) for a in self.host.get_addrs()]
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
@@ -467,6 +478,66 @@ class Network:
 
     def _on_malformed(self, peer_id: Any, exc: Exception) -> None:
         self.penalise(str(peer_id.to_base58()), "malformed_frame")
+
+    # --- direct streams ------------------------------------------------------------------
+    async def send_direct(self, peer: str, channel: str, data: bytes) -> None:
+        """Write one frame on our persistent direct stream to ``peer`` (opened on first use)."""
+        if self._is_refused(peer):
+            raise PeerUnreachableError(f"peer {peer} is blocked or banned")
+        frame = framing.encode_direct(channel, data, self.config.max_gossip_size)
+        lock = self._direct_locks.setdefault(peer, trio.Lock())
+        async with lock:
+            for attempt in (1, 2):
+                stream = self._direct_out.get(peer)
+                try:
+                    if stream is None:
+                        pid = TProtocol(compute_direct_protocol_id(self.config.network_id))
+                        with trio.fail_after(self.config.dial_timeout):
+                            stream = await self.host.new_stream(ID.from_base58(peer), [pid])
+                        self._direct_out[peer] = stream
+                    with trio.fail_after(self.config.dial_timeout):
+                        await stream.write(frame)
+                    return
+                except Exception as exc:
+                    self._direct_out.pop(peer, None)
+                    if attempt == 2:
+                        raise PeerUnreachableError(f"direct send to {peer} failed: {exc}") from None
+
+    async def _serve_direct(self, stream: Any) -> None:
+        """Read frames from a peer's direct stream until it closes; validate and deliver."""
+        peer = str(stream.muxed_conn.peer_id.to_base58())
+        limit = self.config.max_gossip_size + framing.DIRECT_OVERHEAD
+        try:
+            while True:
+                if self._is_refused(peer):
+                    await stream.reset()
+                    return
+                try:
+                    header = await read_exactly(stream, framing.LENGTH_BYTES)
+                except ProtocolViolationError:
+                    return  # clean end of stream between frames
+                body = await read_exactly(stream, framing.decode_length(header, limit))
+                channel, data = framing.decode_direct(body)
+                topic = compute_topic(self.config.network_id, channel)
+                if topic not in self._topics:
+                    continue
+                validator = self._topics[topic]
+                verdict = Verdict.ACCEPT
+                if validator is not None:
+                    try:
+                        verdict = validator(peer, data)
+                    except Exception:
+                        verdict = Verdict.REJECT
+                if verdict is Verdict.ACCEPT:
+                    self._deliver(Inbound(topic, peer, peer, data))
+                elif verdict is Verdict.REJECT:
+                    self.penalise(peer, "invalid_message")
+        except ProtocolViolationError:
+            self.penalise(peer, "protocol_violation")
+            with contextlib.suppress(Exception):
+                await stream.reset()
+        except Exception:
+            log.debug("p2p: direct stream from %s ended", peer, exc_info=True)
 
     # --- request/response ----------------------------------------------------------------
     def set_handler(self, protocol: str, handler: Callable[[str, bytes], Awaitable[bytes]]) -> None:

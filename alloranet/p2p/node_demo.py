@@ -131,7 +131,7 @@ class Demo:
         votes_per_s: float,
         seconds: float,
         size: int,
-        direct: bool = False,
+        direct: bool | str = False,
         raw: bool = False,
     ) -> None:
         """Offer transactions (batched) and votes (gossip or direct streams) for ``seconds``.
@@ -162,12 +162,14 @@ class Demo:
             while time.monotonic() - start < seconds and votes_per_s > 0:
                 vseq += 1
                 vote = encode_item(self.index, 10**9 + vseq, 200)
-                if direct:
+                if direct == "request":
                     peers = self.host.peers()
                     await asyncio.gather(
                         *(self.host.request(p, "vote", vote, 5.0) for p in peers),
                         return_exceptions=True,
                     )
+                elif direct:
+                    await self.host.broadcast_direct("vote", vote)
                 else:
                     await self.host.publish("vote", vote)
                 await asyncio.sleep(1.0 / votes_per_s)
@@ -211,7 +213,7 @@ async def handle(demo: Demo, cmd: dict[str, Any]) -> dict[str, Any]:
                 float(cmd.get("votes_per_s", 0)),
                 float(cmd["seconds"]),
                 int(cmd.get("size", 300)),
-                bool(cmd.get("direct", False)),
+                cmd.get("direct", False),
                 bool(cmd.get("raw", False)),
             )
         )

@@ -124,6 +124,33 @@ async def test_gossip_request_and_limits(pair: tuple[P2PHost, P2PHost]) -> None:
     assert await a.request(b.peer_id, "sync", b"ok", timeout=5) == b"OK"
 
 
+async def test_direct_streams_deliver_in_order_with_validation(
+    pair: tuple[P2PHost, P2PHost],
+) -> None:
+    a, b = pair
+
+    def validator(forwarder: str, data: bytes) -> Verdict:
+        return Verdict.IGNORE if data == b"skip" else Verdict.ACCEPT
+
+    sub = b.subscribe("vote", validator)
+    a.subscribe("vote")
+    await a.connect(b.listen_addrs[0])
+    for i in range(50):
+        await a.send_direct(b.peer_id, "vote", b"v%02d" % i)
+    await a.send_direct(b.peer_id, "vote", b"skip")
+    assert await a.broadcast_direct("vote", b"last") == []
+    got = [(await next_msg(sub)) for _ in range(51)]
+    assert [m.data for m in got] == [b"v%02d" % i for i in range(50)] + [b"last"]
+    assert {(m.origin, m.forwarder) for m in got} == {(a.peer_id, a.peer_id)}
+    with pytest.raises(MessageTooLargeError):
+        await a.send_direct(b.peer_id, "vote", b"x" * (a._config.max_gossip_size + 1))
+    b.block_peers({a.peer_id})
+    await wait_for(lambda: a.peers() == [])
+    assert await a.broadcast_direct("vote", b"after-block") == []  # nobody connected
+    with pytest.raises(PeerUnreachableError):
+        await a.send_direct(b.peer_id, "vote", b"x")
+
+
 async def test_reject_verdict_scores_down_and_bans(pair: tuple[P2PHost, P2PHost]) -> None:
     a, b = pair
     sub = b.subscribe(

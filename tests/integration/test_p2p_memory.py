@@ -138,3 +138,21 @@ async def test_close_ends_subscriptions_and_calls() -> None:
     with pytest.raises(HostClosedError):
         await a.publish("tx", b"x")
     assert b.peers() == []
+
+
+async def test_direct_sends_reach_only_the_neighbour_and_are_validated() -> None:
+    _, hosts = await line(3)
+    subs = [
+        h.subscribe("vote", lambda f, d: Verdict.REJECT if d == b"bad" else Verdict.ACCEPT)
+        for h in hosts
+    ]
+    assert await hosts[1].broadcast_direct("vote", b"v1") == []
+    assert [m.data for m in await drain(subs[0])] == [b"v1"]
+    assert [m.data for m in await drain(subs[2])] == [b"v1"]
+    await hosts[0].send_direct("n1", "vote", b"v2")
+    assert [(m.origin, m.data) for m in await drain(subs[1])] == [("n0", b"v2")]
+    assert await drain(subs[2]) == []  # direct messages are not forwarded
+    await hosts[0].send_direct("n1", "vote", b"bad")
+    assert await drain(subs[1]) == [] and hosts[1]._scores.get_score("n0") < 0
+    with pytest.raises(PeerUnreachableError):
+        await hosts[0].send_direct("n2", "vote", b"x")  # not connected

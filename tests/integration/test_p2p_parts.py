@@ -15,8 +15,10 @@ from alloranet.p2p.config import P2PConfig, compute_protocol_id, compute_topic
 from alloranet.p2p.errors import MessageTooLargeError, ProtocolViolationError
 from alloranet.p2p.framing import (
     Status,
+    decode_direct,
     decode_length,
     decode_status,
+    encode_direct,
     encode_request,
     encode_response,
 )
@@ -127,3 +129,14 @@ async def test_inbox_is_bounded_and_drops_oldest() -> None:
     assert inbox.dropped == 2
     inbox.close()
     assert [m.data async for m in inbox] == [b"2", b"3", b"4"]
+
+
+def test_direct_frames() -> None:
+    frame = encode_direct("vote", b"payload", 100)
+    assert decode_length(frame[:4], 200) == len(frame) - 4
+    assert decode_direct(frame[4:]) == ("vote", b"payload")
+    with pytest.raises(MessageTooLargeError):
+        encode_direct("vote", b"x" * 101, 100)
+    for bad in (b"", b"\x00abc", b"\x05ab", b"\x02\xff\xfe"):
+        with pytest.raises(ProtocolViolationError):
+            decode_direct(bad)
