@@ -116,14 +116,21 @@ def _gram_scorer(
     products, so near-agreeing reputers lose no precision to cancellation."""
     m = x.shape[0]
     iu, ju = np.triu_indices(m)  # the Gram tensors are symmetric in (p, q)
+    d = x.shape[1]
+    prods = np.empty((iu.size, d))
+    diff = np.empty((m, d))
     g = np.empty((m, m, m))
-    for r in range(m):  # a loop over reputers (M is small), not over workers
-        diff = x[r][None, :] - x  # (p, D): x_r - x_p
-        upper = fixed_sum(diff[iu] * diff[ju])
+    for r in range(m):  # loops over reputers and their pairs (M is small), not over workers
+        np.subtract(x[r][None, :], x, out=diff)  # x_r - x_p
+        for i, (p_, q_) in enumerate(zip(iu, ju, strict=True)):
+            np.multiply(diff[p_], diff[q_], out=prods[i])
+        upper = fixed_sum(prods)
         g[r, iu, ju] = upper
         g[r, ju, iu] = upper
+    for i, (p_, q_) in enumerate(zip(iu, ju, strict=True)):
+        np.multiply(x[p_], x[q_], out=prods[i])
     h = np.empty((m, m))
-    hu = fixed_sum(x[iu] * x[ju])
+    hu = fixed_sum(prods)
     h[iu, ju] = hu
     h[ju, iu] = hu
 
