@@ -19,9 +19,9 @@ from alloranet.errors import AlloraError, ConfigError
 from alloranet.types import UALLO_PER_ALLO
 
 #: Default self-stake of a testnet validator (voting power follows stake).
-DEFAULT_VALIDATOR_STAKE = 1_000_000 * UALLO_PER_ALLO
+DEFAULT_VALIDATOR_STAKE = 100_000 * UALLO_PER_ALLO
 #: Default balance of each testnet actor account.
-DEFAULT_ACCOUNT_BALANCE = 1_000_000 * UALLO_PER_ALLO
+DEFAULT_ACCOUNT_BALANCE = 100_000 * UALLO_PER_ALLO
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from alloranet.node.home import init_home
 from alloranet.p2p.identity import load_peer_id
 from alloranet.types import UALLO_PER_ALLO
 
-FAUCET_BALANCE = 100_000_000 * UALLO_PER_ALLO
+FAUCET_BALANCE = 10_000_000 * UALLO_PER_ALLO
 
 
 def free_ports(count: int) -> list[int]:
