@@ -247,3 +247,17 @@ async def test_publish_back_pressure_delivers_everything(pair: tuple[P2PHost, P2
     while len(got) < count:
         got.add((await next_msg(sub)).data)
     assert got == {b"m%04d" % i for i in range(count)}
+
+
+async def test_bootstrap_peers_are_dialled_and_redialled(tmp_path: Path) -> None:
+    b = P2PHost(P2PConfig(key_file=tmp_path / "b.key"))
+    await b.start()
+    c = P2PHost(P2PConfig(key_file=tmp_path / "c.key", bootstrap=(b.listen_addrs[0],)))
+    await c.start()
+    try:
+        await wait_for(lambda: c.peers() == [b.peer_id], timeout=10)
+        await b.disconnect(c.peer_id)  # b forgets c; c's redial loop brings it back
+        await wait_for(lambda: b.peers() == [c.peer_id], timeout=10)
+    finally:
+        await c.close()
+        await b.close()
