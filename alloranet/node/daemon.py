@@ -19,9 +19,10 @@ from typing import Any
 
 from alloranet.chain import app as chain
 from alloranet.chain.block import Block
-from alloranet.chain.epoch_hook import EpochProcessor, NoSynthesis
+from alloranet.chain.epoch_hook import EpochProcessor
 from alloranet.chain.genesis import build_genesis_state
 from alloranet.chain.kv import AppState
+from alloranet.chain.ledger import ledger_of
 from alloranet.codec import sha256
 from alloranet.consensus.replica import Replica
 from alloranet.consensus.signer import SignerGuard
@@ -43,7 +44,18 @@ from alloranet.node.config import (
     load_config,
     parse_host_port,
 )
+from alloranet.node.epoch import (
+    SynthesisProcessor,
+    compute_module_params,
+    compute_round,
+    compute_topic_params,
+    inference_json,
+    load_losses,
+    load_regrets,
+    losses_json,
+)
 from alloranet.node.genesis import load_genesis
+from alloranet.node.history import History
 from alloranet.node.logs import fields, setup_logging
 from alloranet.node.metrics import NodeMetrics
 from alloranet.node.shell import ConsensusShell, compute_timeout_config
@@ -74,7 +86,10 @@ class Node:
                 f"config chain_id {self.config.chain_id!r} differs from genesis "
                 f"{self.genesis_spec.chain_id!r}"
             )
-        self.processor: EpochProcessor = processor or NoSynthesis()
+        self.synthesis = SynthesisProcessor()
+        self.processor: EpochProcessor = processor or self.synthesis
+        self.history: History | None = None
+        self._inference_cache: dict[tuple[int, int, int], dict[str, Any]] = {}
         self.prom = NodeMetrics()
         self.store: Store | None = None
         self.app: ChainApp | None = None
@@ -109,6 +124,7 @@ class Node:
             state = await load_app_state(self.store)
         height = chain.get_height(state)
         self._persisted_height = height
+        self.history = History(data / "history.jsonl")
         valset_file = ValsetFile(data / "valsets.bin")
         if height == 0:
             valsets = compute_genesis_sets(chain.get_validator_set(state))
@@ -320,15 +336,26 @@ class Node:
         if self._last_commit_time is not None:
             self.prom.block_interval.observe(now - self._last_commit_time)
         self._last_commit_time = now
-        for name, _value in result.events:
+        for name, value in result.events:
             if name == "reputer_nonce_closed":
                 self.prom.epochs_closed.inc()
+                self._record_close(value)
         log.debug(
             "committed block",
             extra=fields(
                 height=height, txs=len(committed.tx_hashes), app_hash=result.app_hash.hex()
             ),
         )
+
+    def _record_close(self, value: str) -> None:
+        topic_text, _, nonce_text = value.partition(":")
+        topic_id, nonce = int(topic_text), int(nonce_text)
+        details = self.synthesis.details.pop((topic_id, nonce), None)
+        if details is None or self.history is None:
+            return
+        topic = ledger_of(self._state()).get_topic(topic_id)
+        window = topic.worker_submission_window if topic is not None else 0
+        self.history.record(topic_id, nonce, details, nonce + window)
 
     # --- NodeApi --------------------------------------------------------------------------
 
@@ -347,8 +374,6 @@ class Node:
             header = Block.from_bytes(cached[0]).header
             block_hash = header.hash.hex()
             time_ms = header.time_ms
-        from alloranet.chain.ledger import ledger_of
-
         ledger = ledger_of(state)
         if block_hash is None and height > 0:
             block_hash = bytes(ledger.get_meta("block_hash", b"")).hex()
@@ -419,14 +444,85 @@ class Node:
     def topic(self, topic_id: int) -> dict[str, Any]:
         return queries.topic_view(self._state(), topic_id)
 
+    def _live_inference(self, topic_id: int, nonce: int) -> dict[str, Any] | None:
+        """The network inference of a nonce whose payloads are still in state (computed now)."""
+        state = self._state()
+        key = (topic_id, nonce, chain.get_height(state))
+        cached = self._inference_cache.get(key)
+        if cached is not None:
+            return cached
+        ledger = ledger_of(state)
+        topic = ledger.get_topic(topic_id)
+        if topic is None:
+            raise NotFoundError(f"no topic {topic_id}")
+        payloads = queries.worker_payloads(state, topic_id, nonce)
+        inferences = {a: float(w[0]) for a, w in payloads if w[0] is not None}
+        if not inferences:
+            return None
+        forecasts = {a: {i: float(v) for i, v in w[1]} for a, w in payloads if w[1]}
+        families = ledger.synthesis_families(topic_id)
+        round_ = compute_round(inferences, forecasts)
+        from alloranet.synthesis import compute_network_inferences
+
+        module = compute_module_params(ledger.emissions_params())
+        latest_losses = load_losses(families)
+        ni = compute_network_inferences(
+            compute_topic_params(topic), module, round_, load_regrets(families), latest_losses
+        )
+        view = inference_json(topic_id, nonce, ni, round_, nonce + topic.worker_submission_window)
+        if latest_losses is not None:
+            view["losses"] = losses_json(latest_losses)
+        previous = self.history.latest(topic_id) if self.history else None
+        if previous is not None:
+            view["losses"] = previous["inference"]["losses"]
+            view["loss_block_height"] = previous["inference"]["loss_block_height"]
+            view["losses_nonce"] = previous["nonce"]
+        self._inference_cache = {key: view}
+        return view
+
+    def _open_nonces(self, topic_id: int) -> list[int]:
+        """Nonces whose worker window closed and whose payloads are still in state."""
+        topic = queries.topic_view(self._state(), topic_id)
+        return sorted(int(n["nonce"]) for n in topic["reputer_nonces"])
+
     def network_inference(self, topic_id: int, nonce: int | None) -> dict[str, Any]:
-        raise NotFoundError("network inferences are not available yet")
+        assert self.history is not None
+        if nonce is None:
+            for candidate in reversed(self._open_nonces(topic_id)):
+                live = self._live_inference(topic_id, candidate)
+                if live is not None:
+                    return live
+            latest = self.history.latest(topic_id)
+            if latest is None:
+                raise NotFoundError(f"topic {topic_id} has no network inference yet")
+            inference: dict[str, Any] = latest["inference"]
+            return inference
+        archived = self.history.get(topic_id, nonce)
+        if archived is not None:
+            result: dict[str, Any] = archived["inference"]
+            return result
+        if nonce in self._open_nonces(topic_id):
+            live = self._live_inference(topic_id, nonce)
+            if live is not None:
+                return live
+        raise NotFoundError(f"no network inference for topic {topic_id} at nonce {nonce}")
 
     def network_inference_history(self, topic_id: int, limit: int) -> list[dict[str, Any]]:
-        return []
+        assert self.history is not None
+        queries.topic_view(self._state(), topic_id)  # 404 for an unknown topic
+        return [e["inference"] for e in self.history.for_topic(topic_id, limit)]
 
     def rewards(self, topic_id: int, nonce: int | None, actor: str | None) -> list[dict[str, Any]]:
-        return []
+        assert self.history is not None
+        queries.topic_view(self._state(), topic_id)
+        out = []
+        for entry in self.history.for_topic(topic_id, 5000):
+            if nonce is not None and int(entry["nonce"]) != nonce:
+                continue
+            for payout in entry["rewards"]:
+                if actor is None or payout["actor"] == actor:
+                    out.append({"nonce": entry["nonce"], "height": entry["close_height"], **payout})
+        return out
 
     def submit_tx(self, tx: bytes) -> dict[str, Any]:
         assert self.mempool is not None and self.batcher is not None

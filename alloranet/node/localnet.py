@@ -26,6 +26,8 @@ from alloranet.p2p.identity import load_peer_id
 from alloranet.types import UALLO_PER_ALLO
 
 FAUCET_BALANCE = 10_000_000 * UALLO_PER_ALLO
+#: Module parameters of a local testnet: epochs short enough to watch (blocks are ~0.3 s).
+LOCAL_PARAMS: dict[str, Any] = {"emissions": {"min_epoch_length": 4}}
 
 
 def free_ports(count: int) -> list[int]:
@@ -104,7 +106,7 @@ def create_local_testnet(
             for i, k in enumerate(keys)
         ),
         accounts=tuple(sorted(accounts)),
-        params=dict(params or {}),
+        params=dict(LOCAL_PARAMS if params is None else params),
     )
     nodes = []
     for i, home in enumerate(homes):
