@@ -495,7 +495,9 @@ class Network:
                         with trio.fail_after(self.config.dial_timeout):
                             stream = await self.host.new_stream(ID.from_base58(peer), [pid])
                         self._direct_out[peer] = stream
-                    with trio.fail_after(self.config.dial_timeout):
+                    # A slow peer delays only its own stream; give up (and count the
+                    # message lost) only after the long handler timeout, not the dial one.
+                    with trio.fail_after(self.config.request_handler_timeout):
                         await stream.write(frame)
                     return
                 except Exception as exc:
