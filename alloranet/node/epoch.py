@@ -28,6 +28,7 @@ import numpy as np
 from alloranet.chain.epoch_hook import EpochContext, EpochOutcome, ReputerReport
 from alloranet.chain.params import EmissionsParams
 from alloranet.codec import decode, encode
+from alloranet.errors import AlloraError
 from alloranet.synthesis import (
     LossReports,
     ModuleParams,
@@ -145,8 +146,9 @@ class SynthesisProcessor:
             return EpochOutcome()
         try:
             return self._process(ctx, families)
-        except SynthesisError as exc:
+        except (SynthesisError, AlloraError, ValueError, ArithmeticError) as exc:
             # Degenerate input (e.g. every loss missing): no update, no payout, on every node.
+            # Never raise: an exception here would halt the chain at this block.
             return EpochOutcome(events=(("synthesis_skipped", f"{ctx.nonce}: {exc}"),))
 
     def _process(self, ctx: EpochContext, families: dict[str, bytes]) -> EpochOutcome:
@@ -218,7 +220,7 @@ class SynthesisProcessor:
             ("listening", encode(_pairs(coefficients))),
             ("losses", encode(losses.to_wire())),
             ("regrets", encode(new_regrets.to_wire())),
-            ("rewards", encode(rewards.state.to_wire())),
+            ("rewards", encode(_finite_reward_state(rewards.state).to_wire())),
             ("samples", encode((inf_samples, fc_samples))),
         )
         self.details[(ctx.topic_id, ctx.nonce)] = {
@@ -235,6 +237,22 @@ class SynthesisProcessor:
             payouts=tuple(sorted(payouts.items())),
             events=(("synthesis", f"{ctx.topic_id}:{ctx.nonce}"),),
         )
+
+
+def _finite_reward_state(state: RewardState) -> RewardState:
+    """Drop non-finite smoothed fractions (a worker without a score this round): the
+    canonical encoding has no NaN, and a missing entry means "no history" to synthesis."""
+
+    def keep(m: Mapping[str, float]) -> dict[str, float]:
+        return {a: float(v) for a, v in m.items() if math.isfinite(float(v))}
+
+    ratio = state.score_ratio if math.isfinite(state.score_ratio) else 0.0
+    return RewardState(
+        keep(state.inferer_smoothed),
+        keep(state.forecaster_smoothed),
+        keep(state.reputer_smoothed),
+        ratio,
+    )
 
 
 # --- JSON views (Allora's GetLatestNetworkInferences shape where it has one) ---------------

@@ -49,6 +49,10 @@ class BlockSync:
         self.synced_blocks = 0
         self._task: asyncio.Task[None] | None = None
         self._rng = random.Random()
+        #: peers that do not serve block sync (clients such as workers), skipped until then
+        self._not_nodes: dict[str, float] = {}
+        self._stuck = 0
+        self._stuck_height = -1
 
     async def _on_status(self, peer: str, data: bytes) -> bytes:
         return encode((self._get_height(),))
@@ -91,15 +95,20 @@ class BlockSync:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
 
+    async def _poll_one(self, peer: str) -> None:
+        try:
+            raw = await self.host.request(peer, STATUS_PROTOCOL, b"", timeout=2.0)
+            t = expect_tuple(decode(raw, max_size=64, max_depth=2), "status", 1)
+            self.peer_heights[peer] = expect_int(t[0], "height", 0)
+        except (AlloraError, Exception):
+            self.peer_heights.pop(peer, None)
+            self._not_nodes[peer] = asyncio.get_running_loop().time() + 30.0
+
     async def _poll_heights(self) -> None:
-        peers = self.host.peers()
-        for peer in peers:
-            try:
-                raw = await self.host.request(peer, STATUS_PROTOCOL, b"", timeout=2.0)
-                t = expect_tuple(decode(raw, max_size=64, max_depth=2), "status", 1)
-                self.peer_heights[peer] = expect_int(t[0], "height", 0)
-            except (AlloraError, Exception):
-                self.peer_heights.pop(peer, None)
+        now = asyncio.get_running_loop().time()
+        peers = [p for p in self.host.peers() if self._not_nodes.get(p, 0.0) <= now]
+        await asyncio.gather(*(asyncio.wait_for(self._poll_one(p), 3.0) for p in peers),
+                             return_exceptions=True)  # fmt: skip
         for gone in set(self.peer_heights) - set(peers):
             self.peer_heights.pop(gone, None)
 
@@ -139,9 +148,13 @@ class BlockSync:
                 self.catching_up = any(self.peer_heights[p] > height + 1 for p in ahead)
                 if not ahead:
                     continue
-                # Wait one interval before syncing a single block: consensus usually gets it.
+                # One block behind is usually consensus catching up by itself; if it persists
+                # for two polls at the same height, sync it.
                 if not self.catching_up:
-                    continue
+                    self._stuck = self._stuck + 1 if height == self._stuck_height else 0
+                    self._stuck_height = height
+                    if self._stuck < 2:
+                        continue
                 peer = self._rng.choice(sorted(ahead))
                 applied = await self._fetch_from(peer)
                 if applied:

@@ -1,0 +1,118 @@
+"""The node's synthesis epoch hook on a simulated topic: it stores state, pays, never raises."""
+
+from __future__ import annotations
+
+import math
+
+from alloranet.chain.epoch_hook import EpochContext, Forecast, Inference, ReputerReport
+from alloranet.chain.msgs import ValueBundle
+from alloranet.chain.params import EmissionsParams
+from alloranet.crypto import PrivateKey
+from alloranet.node.epoch import SynthesisProcessor, compute_module_params, inference_json
+from alloranet.worker.simulation import World
+
+SEED = 7
+
+
+def _addresses(prefix: str, n: int) -> list[str]:
+    return sorted(PrivateKey.from_label(f"{prefix}{i}").address for i in range(n))
+
+
+WORKERS = _addresses("w", 4)
+FORECASTERS = _addresses("f", 2)
+REPUTERS = _addresses("r", 2)
+
+
+def _loss(truth: float, value: float) -> float:
+    return math.log10(max((truth - value) ** 2, 1e-18))
+
+
+def _bundle(truth: float, values: dict[str, float]) -> ValueBundle:
+    mean = sum(values.values()) / len(values)
+
+    def without(w: str) -> float:
+        rest = [v for a, v in values.items() if a != w]
+        return sum(rest) / len(rest)
+
+    return ValueBundle(
+        combined=_loss(truth, mean),
+        naive=_loss(truth, mean),
+        inferer_values=tuple((w, _loss(truth, v)) for w, v in sorted(values.items())),
+        forecaster_values=tuple((f, _loss(truth, mean)) for f in FORECASTERS),
+        one_out_inferer_values=tuple((w, _loss(truth, without(w))) for w in WORKERS),
+        one_out_forecaster_values=tuple((f, _loss(truth, mean)) for f in FORECASTERS),
+        one_in_forecaster_values=tuple((f, _loss(truth, mean)) for f in FORECASTERS),
+        one_out_inferer_forecaster_values=tuple(
+            (f, tuple((w, _loss(truth, without(w))) for w in WORKERS)) for f in FORECASTERS
+        ),
+    )
+
+
+def _context(world: World, nonce: int, state: tuple[tuple[str, bytes], ...]) -> EpochContext:
+    truth = world.ground_truth(nonce)
+    inferences = tuple(Inference(w, world.predict(i, nonce)) for i, w in enumerate(WORKERS))
+    forecasts = tuple(
+        Forecast(f, tuple((w, world.forecast_loss(k, i, nonce)) for i, w in enumerate(WORKERS)))
+        for k, f in enumerate(FORECASTERS)
+    )
+    values = {i.worker: i.value for i in inferences}
+    # Each reputer reads the truth with its own small error, so their reports differ.
+    bundles = [_bundle(truth + 0.01 * (m + 1), values) for m in range(len(REPUTERS))]
+    return EpochContext(
+        topic_id=1,
+        nonce=nonce,
+        block_height=nonce + 16,
+        epoch_length=8,
+        p_norm=3.0,
+        alpha_regret=0.5,
+        epsilon=0.01,
+        merit_sortition_alpha=0.1,
+        active_inferer_quantile=0.25,
+        active_forecaster_quantile=0.25,
+        active_reputer_quantile=0.25,
+        inferences=inferences,
+        forecasts=forecasts,
+        reports=tuple(ReputerReport(r, 10**21, b) for r, b in zip(REPUTERS, bundles, strict=True)),
+        synthesis_state=state,
+        params=EmissionsParams(),
+        reward_budget=10**21,
+    )
+
+
+def _run(epochs: int) -> list[tuple[object, ...]]:
+    world = World(SEED, len(WORKERS))
+    processor = SynthesisProcessor()
+    state: dict[str, bytes] = {}
+    outcomes = []
+    for epoch in range(epochs):
+        nonce = 8 * (epoch + 1)
+        outcome = processor.process_reputer_nonce_close(
+            _context(world, nonce, tuple(sorted(state.items())))
+        )
+        for family, packed in outcome.synthesis_state:
+            if packed is None:
+                state.pop(family, None)
+            else:
+                state[family] = packed
+        outcomes.append((outcome.synthesis_state, outcome.payouts, outcome.events))
+        if epoch == epochs - 1:
+            details = processor.details[(1, nonce)]
+            view = inference_json(1, nonce, details["inference"], details["round"], nonce + 4)
+            weights = [w["weight"] for w in view["inferer_weights"]]
+            assert all(w is not None and float(w) >= 0.0 for w in weights), weights
+    return outcomes
+
+
+def test_processor_stores_state_pays_and_is_deterministic() -> None:
+    first = _run(6)
+    assert first == _run(6), f"seed {SEED}: two runs differ"
+    families = {f for f, _ in first[-1][0]}
+    assert {"regrets", "losses", "rewards"} <= families
+    total_paid = sum(amount for _, amount in first[-1][1])
+    assert 0 < total_paid <= 10**21
+    assert all(e[0] != "synthesis_skipped" for o in first for e in o[2]), first[-1][2]
+
+
+def test_module_params_follow_chain_params() -> None:
+    params = EmissionsParams(c_norm=0.5)
+    assert compute_module_params(params).c_norm == 0.5
