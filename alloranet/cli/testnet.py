@@ -96,6 +96,24 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_node(args: argparse.Namespace) -> int:
+    """kill (SIGKILL, for crash tests), stop (SIGTERM) or start one node."""
+    try:
+        manifest = load_manifest(args.home)
+        index = int(args.node)
+        if args.testnet_verb == "kill":
+            done = launcher.kill_node(args.home, manifest, index)
+        elif args.testnet_verb == "stop":
+            done = launcher.stop_node(args.home, manifest, index)
+        else:
+            launcher.start_node(args.home, manifest, index)
+            done = True
+    except (TestnetError, ValueError) as exc:
+        raise TestnetCommandError(str(exc)) from None
+    emit(args, {"node": index, "done": done}, lambda d: f"node{d['node']}: {args.testnet_verb}")
+    return 0
+
+
 def _home(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--home", type=Path, default=DEFAULT_HOME, help="testnet directory (default: .testnet)"

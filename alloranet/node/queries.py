@@ -49,7 +49,21 @@ def block_view(block: Block, block_id: bytes | None = None) -> dict[str, Any]:
         "num_txs": len(block.txs),
         "txs": [sha256(tx).hex() for tx in block.txs],
         "evidence": len(block.evidence),
+        "last_commit_signers": _commit_signers(block.last_commit),
     }
+
+
+def _commit_signers(data: bytes) -> list[str]:
+    """Addresses whose precommits for the previous block this block carries."""
+    if not data:
+        return []
+    from alloranet.consensus.types import Commit
+
+    try:
+        commit = Commit.decode(data)
+    except Exception:
+        return []
+    return sorted(address_from_public_key(s.validator) for s in commit.signatures)
 
 
 def _addresses(ledger: Ledger, prefix: bytes) -> list[str]:
