@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from alloranet.errors import AlloraError
 
 #: Modules under alloranet.cli that contribute verbs, in help order.
-VERB_MODULES = ("init", "start", "keys", "synthesis", "testnet")
+VERB_MODULES = ("init", "start", "keys", "tx", "query", "synthesis", "testnet")
 
 EPILOG = """examples:
   alloranet keys add --name alice --home ~/.alloranet

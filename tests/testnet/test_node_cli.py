@@ -1,0 +1,77 @@
+"""One node process driven through the CLI: init, start, tx --wait, query, clean SIGTERM stop."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alloranet.crypto import PrivateKey
+
+pytestmark = [pytest.mark.testnet, pytest.mark.timeout(180)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "alloranet", *args], capture_output=True, text=True, timeout=60
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def query(api: str, *args: str) -> Any:
+    return json.loads(cli("query", *args, "--api", api, "-o", "json").stdout)
+
+
+def test_single_node_cli_round_trip(tmp_path: Path) -> None:
+    home = tmp_path / "node"
+    rpc = _free_port()
+    cli("init", "--home", str(home), "--p2p-port", str(_free_port()), "--rpc-port", str(rpc))
+    api = f"http://127.0.0.1:{rpc}"
+    log = (tmp_path / "node.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alloranet", "start", "--home", str(home)], stderr=log, stdout=log
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            done = cli("query", "status", "--api", api, "-o", "json", check=False)
+            if done.returncode == 0 and json.loads(done.stdout)["height"] >= 2:
+                break
+            assert time.monotonic() < deadline, (tmp_path / "node.log").read_text()[-2000:]
+            time.sleep(0.3)
+        recipient = PrivateKey.from_label("cli-test-recipient").address
+        sent = json.loads(
+            cli("tx", "send", "--key-file", str(home / "validator_key.json"), "--to", recipient,
+                "--amount", "5allo", "--wait", "--api", api, "-o", "json").stdout
+        )  # fmt: skip
+        assert sent["code"] == 0 and sent["status"] == "included"
+        account = query(api, "account", "--address", recipient)
+        assert account["balance"] == str(5 * 10**18)
+        assert query(api, "tx", "--hash", sent["hash"])["height"] == sent["height"]
+        block = query(api, "block", "--height", str(sent["height"]))
+        assert sent["hash"] in block["txs"]
+        bad = cli("query", "account", "--address", "nope", "--api", api, check=False)
+        assert bad.returncode == 1 and bad.stderr.startswith("error: ")
+        assert bad.stderr.count("\n") == 1
+        missing = cli("query", "network-inference", "--topic", "9", "--api", api, check=False)
+        assert missing.returncode == 1 and "HTTP 404" in missing.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        log.close()
+    assert "node stopped" in (tmp_path / "node.log").read_text()
