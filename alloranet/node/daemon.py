@@ -32,7 +32,7 @@ from alloranet.consensus.wal import WAL
 from alloranet.crypto import address_from_public_key, load_key
 from alloranet.errors import AlloraError, ConfigError
 from alloranet.mempool import DuplicateTxError, Mempool, MempoolFullError
-from alloranet.node import queries
+from alloranet.node import faults, queries
 from alloranet.node.app import ChainApp, Committed
 from alloranet.node.chainlink import ValsetFile, compute_chain_genesis
 from alloranet.node.config import (
@@ -191,6 +191,7 @@ class Node:
         signer = None
         if self.is_validator and key is not None:
             signer = SignerGuard(key, FileDisk(data / "signer"), cfg.chain_id)
+            signer = faults.wrap_signer(signer, self.shell)  # test mode only
         timeouts = compute_timeout_config(
             cfg.consensus.timeout_propose_ms,
             cfg.consensus.timeout_propose_delta_ms,
@@ -215,6 +216,7 @@ class Node:
 
         host, port = parse_host_port(cfg.rpc.listen, "rpc.listen")
         self.api = ApiServer(self, host, port, cfg.rpc.max_body_bytes)
+        faults.install(self)  # /v1/admin routes, only with `start --test-mode`
         await self.api.start()
         log.info(
             "node started",
