@@ -12,6 +12,10 @@ from alloranet.cli.output import subcommand
 def _cmd_start(args: argparse.Namespace) -> int:
     from alloranet.node.daemon import run_node
 
+    if args.test_mode or args.test_unsafe_equivocate:
+        from alloranet.node.faults import enable_test_mode
+
+        enable_test_mode(equivocate=args.test_unsafe_equivocate)
     return run_node(args.home)
 
 
@@ -24,4 +28,12 @@ def register(subparsers: Any) -> None:
         "  alloranet start --home ./val1 2> node.log",
     )
     parser.add_argument("--home", type=Path, required=True, help="node home (alloranet init)")
+    parser.add_argument(
+        "--test-mode", action="store_true", help="chaos tests only: serve /v1/admin fault routes"
+    )
+    parser.add_argument(
+        "--test-unsafe-equivocate",
+        action="store_true",
+        help="chaos negative control only: skip the signer guard and double-sign every prevote",
+    )
     parser.set_defaults(handler=_cmd_start)
