@@ -72,7 +72,8 @@ class EquivocatingSigner(SignerGuard):
         return signature
 
     def sign_proposal(self, height: int, round_: int, pol_round: int, block_id: bytes) -> bytes:
-        return self.key.sign(proposal_sign_bytes(self.chain_id, height, round_, pol_round, block_id))
+        sign_bytes = proposal_sign_bytes(self.chain_id, height, round_, pol_round, block_id)
+        return self.key.sign(sign_bytes)
 
 
 def wrap_signer(signer: SignerGuard | None, shell: ConsensusShell) -> SignerGuard | None:
