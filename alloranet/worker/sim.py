@@ -185,9 +185,11 @@ def main() -> None:
     parser.add_argument("--testnet", type=Path, required=True, help="testnet root directory")
     parser.add_argument("--api", required=True, help="a node's HTTP API URL")
     args = parser.parse_args()
-    from alloranet.node.logs import setup_logging
-
-    setup_logging("info", "json")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("libp2p", "multiaddr", "trio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     import uvloop
 
     uvloop.run(run(args.testnet, args.api))
