@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.testnet, pytest.mark.timeout(420)]
 
 SEED = int(os.environ.get("ALLORANET_TEST_SEED", "1"))
 T = TypeVar("T")
+STARTED: list[float] = []
 
 
 def wait(what: str, probe: Callable[[], T | None], timeout: float) -> T:
@@ -40,6 +41,7 @@ def wait(what: str, probe: Callable[[], T | None], timeout: float) -> T:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Manifest]]:
     root = tmp_path_factory.mktemp("testnet")
+    STARTED.append(time.monotonic())
     cmd = [sys.executable, "-m", "alloranet", "testnet", "up", "--validators", "4",
            "--workers", "3", "--forecasters", "2", "--reputers", "2", "--seed", str(SEED),
            "--home", str(root), "--detach", "-o", "json"]  # fmt: skip
@@ -66,6 +68,18 @@ def heights(manifest: Manifest, nodes: list[int] | None = None) -> list[int]:
 def block(manifest: Manifest, node: int, height: int) -> dict[str, Any]:
     data: dict[str, Any] = get_json(f"{manifest.nodes[node].api}/v1/blocks/{height}")
     return data
+
+
+def test_first_network_inference_within_60_seconds(net: tuple[Path, Manifest]) -> None:
+    """What `make testnet` promises: from `testnet up` to a network inference in <= 60 s."""
+    _, manifest = net
+    api = manifest.nodes[0].api
+    wait(
+        "the first network inference",
+        lambda: try_get_json(f"{api}/v1/topics/1/network-inference"),
+        max(1.0, 60.0 - (time.monotonic() - STARTED[0])),
+    )
+    assert time.monotonic() - STARTED[0] <= 60.0
 
 
 def test_validators_agree_on_every_block_and_app_hash(net: tuple[Path, Manifest]) -> None:
