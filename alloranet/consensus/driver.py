@@ -108,6 +108,7 @@ class ConsensusDriver:
         self._task: asyncio.Task[None] | None = None
         self._next_rebroadcast = 0.0
         self.error: BaseException | None = None
+        self._stopping = False
 
     @property
     def height(self) -> int:
@@ -128,6 +129,8 @@ class ConsensusDriver:
             self._inbox.put_nowait((data, peer))
 
     async def stop(self) -> None:
+        """Stop the loop after the current input and flush the WAL."""
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -145,13 +148,23 @@ class ConsensusDriver:
                 if now >= self._next_rebroadcast:
                     self._next_rebroadcast = now + self.rebroadcast_interval
                     self.replica.rebroadcast()
-                wait = self.poll_interval
-                if self._timers:
-                    wait = max(0.0, min(wait, self._timers[0][0] - now))
-                try:
-                    data, peer = await asyncio.wait_for(self._inbox.get(), wait)
-                except TimeoutError:
-                    continue
+                if self._stopping:
+                    return
+                if self._inbox.empty():
+                    wait = self.poll_interval
+                    if self._timers:
+                        wait = max(0.0, min(wait, self._timers[0][0] - now))
+                    # asyncio.wait, not wait_for: on Python 3.11 wait_for can swallow a
+                    # cancellation when the queue delivers at the same moment.
+                    getter = asyncio.ensure_future(self._inbox.get())
+                    done, _ = await asyncio.wait({getter}, timeout=wait)
+                    if not done:
+                        getter.cancel()
+                        continue
+                    data, peer = getter.result()
+                else:
+                    data, peer = self._inbox.get_nowait()
+                    await asyncio.sleep(0)  # let timers, stop() and the network run
                 self.replica.on_message(data, peer)
         except asyncio.CancelledError:
             raise
