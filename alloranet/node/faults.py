@@ -176,13 +176,20 @@ def patch_pubsub_teardown() -> None:
         return
 
     async def _teardown_if_connected(self: Any, peer_id: Any) -> None:
-        stream = self.peers.pop(peer_id, None)
-        if stream is not None:
-            try:
-                await stream.reset()
-            except Exception:  # the stream may already be gone: exactly the race fixed here
-                log.debug("pubsub stream reset failed for %s", peer_id)
-        self._forget_all_subscriptions(peer_id)
+        stream = self.peers.get(peer_id)
+        if stream is None:
+            self._forget_all_subscriptions(peer_id)
+            return
+        # The library's full dead-peer clean-up: drop the peer, close its outbound queue and
+        # take it out of the router's mesh. Only popping ``peers`` (as the original does)
+        # leaves the blocked peer in the gossipsub mesh with a live queue, and publishing
+        # among the *remaining* peers stalled (observed: a 3-of-4 majority stopped
+        # committing for the whole partition).
+        self._handle_dead_peer(peer_id)
+        try:
+            await stream.reset()
+        except Exception:  # the stream may already be gone: exactly the race fixed here
+            log.debug("pubsub stream reset failed for %s", peer_id)
 
     Pubsub._teardown_if_connected = _teardown_if_connected  # type: ignore[method-assign]
     Pubsub._alloranet_safe_teardown = True  # type: ignore[attr-defined]

@@ -49,7 +49,7 @@ def timeout_factor() -> float:
 
 
 class ChaosNetwork:
-    """N node processes (and twins) under ``root``; every name is ``node{i}`` or ``node{i}-twin``."""
+    """N node processes (and twins) under ``root``, named ``node{i}`` and ``node{i}-twin``."""
 
     def __init__(self, root: Path, spec: NetworkSpec, chain_id: str = "alloranet-chaos") -> None:
         self.root = root.resolve()

@@ -194,7 +194,7 @@ def parse_perturbation(raw: Any, index: int, network: NetworkSpec) -> Perturbati
     for item in nodes_raw:
         if item == "proposer" and kind == "pause":
             nodes.append("proposer")
-        elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item:
+        elif isinstance(item, int) and not isinstance(item, bool) and item >= 0:
             if item >= network.node_count:
                 raise ChaosManifestError(f"{where}: no node {item}")
             nodes.append(item)
