@@ -180,3 +180,7 @@ def register(subparsers: Any) -> None:
     logs.add_argument("--lines", type=int, default=100)
     _home(logs)
     logs.set_defaults(handler=_cmd_logs)
+
+    from testnet.chaos.cli import register_chaos  # chaos testing lives in testnet/chaos
+
+    register_chaos(verbs, subcommand)
