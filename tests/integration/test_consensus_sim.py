@@ -54,3 +54,15 @@ def test_self_test_twins_over_a_third_break_safety() -> None:
 def test_a_schedule_replays_identically_from_its_seed() -> None:
     a, b = run_schedule(123), run_schedule(123)
     assert (a.heights, a.events, a.violations) == (b.heights, b.events, b.violations)
+
+
+def test_cli_prints_summary_and_exit_codes(capsys) -> None:  # type: ignore[no-untyped-def]
+    from alloranet.consensus.sim.__main__ import main
+
+    assert main(["--schedules", "3", "--seed", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "schedules=3" in out and "violations=0" in out and "heights_decided=" in out
+    # the self-test mode exits 0 only when the checkers do find the fork
+    assert main(["--schedules", "10", "--seed", "0", "--byzantine-over"]) == 0
+    out = capsys.readouterr().out
+    assert "FAIL seed=" in out and "replay: python -m alloranet.consensus.sim" in out
