@@ -76,7 +76,7 @@ class MempoolSection:
     max_txs: int = 20_000
     max_bytes: int = 64 << 20
     max_tx_bytes: int = 64 << 10
-    gossip_flush_ms: int = 20
+    gossip_flush_ms: int = 100
     gossip_batch_bytes: int = 256 << 10
 
 
