@@ -216,9 +216,9 @@ def check_synthesis(obs: Observation) -> list[Violation]:
         for topic_id, values in topics.items():
             for nonce, value in values.items():
                 nonces[(topic_id, nonce)][name] = value
-    for (topic_id, nonce), values in sorted(nonces.items()):
-        if len({repr(v) for v in values.values()}) > 1:
+    for (topic_id, nonce), by_node in sorted(nonces.items()):
+        if len({repr(v) for v in by_node.values()}) > 1:
             out.append(
-                Violation("synthesis", f"topic {topic_id} nonce {nonce}: results differ: {values}")
+                Violation("synthesis", f"topic {topic_id} nonce {nonce}: results differ: {by_node}")
             )
     return out

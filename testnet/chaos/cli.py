@@ -91,9 +91,10 @@ def register_chaos(verbs: Any, subcommand: Any) -> None:
         verbs,
         "chaos",
         "chaos-test real node processes: partitions, crashes, pauses, Byzantine validators",
-        "examples:\n  alloranet testnet chaos --manifest testnet/manifests/partition-minority.toml\n"
+        "examples:\n"
+        "  alloranet testnet chaos --manifest testnet/manifests/partition-minority.toml\n"
         "  alloranet testnet chaos --random --seed 7 --runs 5 --report chaos.json\n"
-        "  ALLORANET_TIMEOUT_FACTOR=2 alloranet testnet chaos --manifest m1.toml --manifest m2.toml",
+        "  ALLORANET_TIMEOUT_FACTOR=2 alloranet testnet chaos --manifest a.toml --manifest b.toml",
     )
     parser.add_argument("--manifest", action="append", default=[], help="TOML manifest file")
     parser.add_argument("--random", action="store_true", help="generate manifests from --seed")

@@ -17,6 +17,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -105,7 +106,7 @@ class ChaosNetwork:
     def wait_up(self, names: Iterable[str], timeout: float = 60.0) -> None:
         """Wait until every named node answers its admin route, then re-apply its blocks."""
         for name in names:
-            self.wait_for(f"{name}'s API", lambda n=name: self.admin_up(n), timeout)
+            self.wait_for(f"{name}'s API", partial(self.admin_up, name), timeout)
             if self.blocked.get(name):
                 self._admin_post(name, "block", {"peers": sorted(self.blocked[name])})
 
