@@ -1,12 +1,20 @@
 """Epoch scheduling after the topic boundary: worker windows close, reputer nonces open and
-close, and the synthesis hook runs; plus this chain's simplified per-block emission.
+close, and the synthesis hook runs; plus the per-block emission.
 
-Emission (simplified x/mint, documented weaker than spec/synthesis.md 6): each block mints
-``emission_per_block`` base units, capped by the network-emissions share not yet minted
-(21.45 % of max supply, recorded at genesis as ``meta/emission_cap``);
-ValidatorsVsAlloraPercentReward of it goes to the fee collector and the rest to the rewards
-account. A closing reputer nonce's reward budget is the rewards balance times the topic's weight
-over the sum of the weights of the active topics (integer, truncating).
+Emission (spec/synthesis.md 6, computed by :func:`alloranet.synthesis.emissions.
+compute_monthly_emission`): on the first block and then on every block with
+``height % BlocksPerMonth == 1`` the chain recomputes the per-block emission from the staked
+tokens (bonded validator stake + topic stake), the unminted network-emissions share (our
+"ecosystem treasury": 21.45 % of max supply, held back at genesis) and the vesting schedule of
+the early-supporter and core-contributor buckets (48.55 %, the same share as Allora's investors,
+pre-seed and team). Every block then pays that emission first out of the ecosystem account
+(where topic fees land, so consumer fees offset minting) and mints only the rest, capped by
+the unminted share. ValidatorsVsAlloraPercentReward of it goes to the fee collector, the rest
+to the rewards account. The "previous reputer share of rewards" that caps the rate stays at its
+genesis value 0.3 (recomputing it needs reward accounting the hook does not report yet).
+
+A closing reputer nonce's reward budget is the rewards balance times the topic's weight over
+the sum of the weights of the active topics (integer, truncating).
 """
 
 from __future__ import annotations
@@ -23,23 +31,81 @@ from alloranet.chain.epoch_hook import (
     ReputerReport,
 )
 from alloranet.chain.errors import InvariantError
-from alloranet.chain.ledger import FEE_COLLECTOR, REWARDS, Ledger
+from alloranet.chain.ledger import (
+    BONDED_POOL,
+    ECOSYSTEM,
+    FEE_COLLECTOR,
+    REWARDS,
+    TOPIC_STAKE_POOL,
+    Ledger,
+)
 from alloranet.chain.msgs import ValueBundle
 from alloranet.chain.topics import PPM, WCLOSE, compute_ppm
+from alloranet.errors import AlloraError
+from alloranet.synthesis.emissions import MintParams, compute_monthly_emission
+from alloranet.types import MAX_SUPPLY_UALLO
 
 RCLOSE: Final = b"rclose/"
+
+
+REPUTER_SHARE_OF_REWARDS: Final = 0.3
+
+
+def _mint_params(ctx: BlockContext, cap: int) -> MintParams:
+    return MintParams(
+        max_supply=MAX_SUPPLY_UALLO,
+        ecosystem_treasury_percent=cap / MAX_SUPPLY_UALLO,
+        validators_share=ctx.emissions.validators_vs_allora_percent_reward,
+        blocks_per_month=ctx.emissions.blocks_per_month,
+    )
+
+
+def process_emission_schedule(ledger: Ledger, ctx: BlockContext, cap: int, minted: int) -> int:
+    """The per-block emission of spec 6, recomputed monthly; returns it."""
+    month = ctx.emissions.blocks_per_month
+    if ctx.height != 1 and ctx.height % month != 1:
+        stored: int = ledger.get_meta("mint/per_block", 0)
+        return stored
+    staked = ledger.get_balance(BONDED_POOL) + ledger.get_balance(TOPIC_STAKE_POOL)
+    previous: float | None = ledger.get_meta("mint/rate")
+    try:
+        schedule = compute_monthly_emission(
+            ctx.height,
+            staked,
+            ledger.get_balance(ECOSYSTEM),
+            minted,
+            previous,
+            REPUTER_SHARE_OF_REWARDS,
+            _mint_params(ctx, cap),
+        )
+    except AlloraError:  # nothing staked, or a degenerate supply: emit nothing this month
+        ledger.set_meta("mint/per_block", 0)
+        return 0
+    ledger.set_meta("mint/per_block", schedule.per_block)
+    ledger.set_meta("mint/rate", schedule.smoothed_rate)
+    return schedule.per_block
 
 
 def process_mint(ledger: Ledger, ctx: BlockContext) -> None:
     cap: int = ledger.get_meta("emission_cap", 0)
     minted: int = ledger.get_meta("minted", 0)
-    amount = min(ctx.staking.emission_per_block, cap - minted)
+    if ctx.staking.emission_per_block > 0:
+        emission = ctx.staking.emission_per_block
+        from_fees = 0
+    else:
+        emission = process_emission_schedule(ledger, ctx, cap, minted)
+        from_fees = min(emission, ledger.get_balance(ECOSYSTEM))
+    to_mint = min(emission - from_fees, cap - minted)
+    amount = from_fees + max(0, to_mint)
     if amount <= 0:
         return
-    ledger.set_meta("minted", minted + amount)
     to_validators = amount * compute_ppm(ctx.emissions.validators_vs_allora_percent_reward) // PPM
-    ledger.mint(FEE_COLLECTOR, to_validators)
-    ledger.mint(REWARDS, amount - to_validators)
+    if from_fees:
+        ledger.transfer(ECOSYSTEM, REWARDS, from_fees, "emission from fees")
+    if to_mint > 0:
+        ledger.set_meta("minted", minted + to_mint)
+        ledger.mint(REWARDS, to_mint)
+    ledger.transfer(REWARDS, FEE_COLLECTOR, to_validators, "validator emission share")
 
 
 def process_worker_window_closes(ledger: Ledger, ctx: BlockContext) -> None:

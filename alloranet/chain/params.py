@@ -73,9 +73,10 @@ class EmissionsParams:
 class StakingParams:
     """Staking, slashing, minting and fee parameters for a small chain (spec/consensus.md 4.4).
 
-    ``emission_per_block`` is this chain's simplified x/mint: a fixed number of base units minted
-    per block into the rewards account (``validators_vs_allora_percent_reward`` of it to the fee
-    collector), capped by the network-emissions share that is still unminted.
+    ``emission_per_block`` selects the mint: 0 (the default) runs the emission schedule of
+    spec/synthesis.md 6 (alloranet/chain/epochs.py); a positive value mints that fixed number of
+    base units per block instead (handy for tests that want round numbers). Either way the
+    network-emissions share that is still unminted caps it.
     """
 
     unbonding_blocks: int = 500
@@ -89,7 +90,7 @@ class StakingParams:
     max_msgs_per_tx: int = 32
     max_tx_bytes: int = 64 * 1024
     max_block_txs: int = 10_000
-    emission_per_block: int = 100 * UALLO_PER_ALLO
+    emission_per_block: int = 0
 
     def to_wire(self) -> tuple[Any, ...]:
         return astuple(self)

@@ -12,6 +12,7 @@ from alloranet.chain.app import (
     build_block,
     compute_total_supply,
     execute_block,
+    get_balance,
     get_height,
     validate_block,
     validate_invariants,
@@ -25,10 +26,12 @@ from alloranet.chain.genesis import (
     compute_locked_vesting,
     validate_genesis,
 )
-from alloranet.chain.ledger import REWARDS
+from alloranet.chain.ledger import BONDED_POOL, ECOSYSTEM, FEE_COLLECTOR, REWARDS
 from alloranet.chain.msgs import MsgSend
-from alloranet.chain.testkit import TestChain, make_genesis
+from alloranet.chain.params import EmissionsParams, StakingParams
+from alloranet.chain.testkit import TestChain, make_genesis, topic_msg
 from alloranet.codec import decode, encode
+from alloranet.synthesis.emissions import MintParams, compute_monthly_emission
 from alloranet.types import MAX_SUPPLY_UALLO, UALLO_PER_ALLO
 
 
@@ -74,14 +77,71 @@ def test_vesting_schedule() -> None:
     assert compute_locked_vesting(36 * month, month) == 0
 
 
-def test_emission_is_minted_and_capped() -> None:
-    chain = TestChain.create()
+def test_fixed_emission_is_minted() -> None:
+    chain = TestChain.create(staking=StakingParams(emission_per_block=100 * UALLO_PER_ALLO))
     supply = compute_total_supply(chain.state)
     chain.block()
     assert compute_total_supply(chain.state) == supply + 100 * UALLO_PER_ALLO
-    from alloranet.chain.app import get_balance
-
     assert get_balance(chain.state, REWARDS) == 75 * UALLO_PER_ALLO
+    assert get_balance(chain.state, FEE_COLLECTOR) == 25 * UALLO_PER_ALLO
+    validate_invariants(chain.state)
+
+
+def test_emission_schedule_of_spec_6() -> None:
+    month = 10
+    chain = TestChain.create(emissions=EmissionsParams(blocks_per_month=month))
+    supply = compute_total_supply(chain.state)
+    staked = get_balance(chain.state, BONDED_POOL)
+    cap = compute_allocation()["network_emissions"]
+    params = MintParams(ecosystem_treasury_percent=cap / MAX_SUPPLY_UALLO, blocks_per_month=month)
+    expected = compute_monthly_emission(1, staked, 0, 0, None, 0.3, params)
+    chain.block()
+    per_block = expected.per_block
+    assert per_block > 0
+    assert compute_total_supply(chain.state) == supply + per_block
+    assert get_balance(chain.state, FEE_COLLECTOR) == per_block * 250_000 // 1_000_000
+    # topic fees in the ecosystem account pay the next emissions before anything is minted
+    chain.block([chain.tx("alice", topic_msg())])  # 75,000 uallo fee, far below per_block
+    minted_before = compute_total_supply(chain.state)
+    chain.block()
+    assert compute_total_supply(chain.state) == minted_before + per_block - 75_000
+    assert get_balance(chain.state, ECOSYSTEM) == 0
+    # recomputed at the month boundary (height 11) with the smoothed rate as "previous"
+    chain.advance_to(10)
+    before = compute_total_supply(chain.state)
+    chain.block()
+    again = compute_monthly_emission(
+        11,
+        get_balance(chain.state, BONDED_POOL),
+        0,
+        cap_minted(chain),
+        expected.smoothed_rate,
+        0.3,
+        params,
+    )
+    assert compute_total_supply(chain.state) - before == again.per_block
+    validate_invariants(chain.state)
+
+
+def cap_minted(chain: TestChain) -> int:
+    """``minted`` as the chain saw it when recomputing, i.e. before the last block's mint."""
+    from alloranet.chain.kv import Overlay
+    from alloranet.chain.ledger import Ledger
+
+    minted: int = Ledger(Overlay(chain.results[-2].state)).get_meta("minted")
+    return minted
+
+
+def test_emission_stops_at_the_cap() -> None:
+    from alloranet.chain.kv import Overlay
+    from alloranet.chain.ledger import Ledger
+
+    chain = TestChain.create(staking=StakingParams(emission_per_block=10**27))
+    chain.block()
+    chain.block()
+    cap = compute_allocation()["network_emissions"]
+    assert Ledger(Overlay(chain.state)).get_meta("minted") == cap
+    assert compute_total_supply(chain.state) == MAX_SUPPLY_UALLO
     validate_invariants(chain.state)
 
 

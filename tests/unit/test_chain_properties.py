@@ -49,10 +49,14 @@ def build(chain: TestChain, action: tuple[str, str, int, int, int]) -> bytes:
 @given(st.lists(actions, min_size=1, max_size=4))
 def test_supply_is_conserved_and_execution_deterministic(blocks) -> None:  # type: ignore[no-untyped-def]
     chain = TestChain.create(
-        accounts=LABELS, balance=10**24, staking=StakingParams(unbonding_blocks=2)
+        accounts=LABELS,
+        balance=10**24,
+        staking=StakingParams(unbonding_blocks=2, emission_per_block=100 * UALLO_PER_ALLO),
     )
     twin = TestChain.create(
-        accounts=LABELS, balance=10**24, staking=StakingParams(unbonding_blocks=2)
+        accounts=LABELS,
+        balance=10**24,
+        staking=StakingParams(unbonding_blocks=2, emission_per_block=100 * UALLO_PER_ALLO),
     )
     for block_actions in blocks:
         supply = compute_total_supply(chain.state)
