@@ -130,20 +130,28 @@ def included_counts(obs: Observation) -> Counter[str]:
     return counts
 
 
-def fetch_included(net: ChaosNetwork, names: list[str]) -> set[str]:
-    """Hashes of every transaction in the blocks of the first node that answers."""
-    for name in names:
-        top = net.height(name)
-        if top < 0:
-            continue
-        out: set[str] = set()
-        try:
-            for height in range(1, top + 1):
-                out.update(net.get(name, f"/v1/blocks/{height}").get("txs", []))
-        except (ApiError, OSError, ValueError):
-            continue
-        return out
-    return set()
+class IncludedTxs:
+    """Transaction hashes in the committed blocks of the first node that answers; blocks are
+    immutable once committed, so each height is fetched once across calls."""
+
+    def __init__(self, net: ChaosNetwork) -> None:
+        self.net = net
+        self.by_height: dict[int, list[str]] = {}
+
+    def fetch(self, names: list[str]) -> set[str]:
+        for name in names:
+            top = self.net.height(name)
+            if top < 0:
+                continue
+            try:
+                for height in range(1, top + 1):
+                    if height not in self.by_height:
+                        view = self.net.get(name, f"/v1/blocks/{height}")
+                        self.by_height[height] = list(view.get("txs", []))
+            except (ApiError, OSError, ValueError):
+                continue
+            return {h for txs in self.by_height.values() for h in txs}
+        return set()
 
 
 def check_txs(obs: Observation, acknowledged: set[str]) -> list[Violation]:

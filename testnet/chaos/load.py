@@ -104,8 +104,10 @@ class LoadDriver:
     def rebroadcast(self, included: set[str], apis: list[str]) -> int:
         """Re-send every acknowledged transaction not yet in a block to every live node."""
         with self._lock:
-            pending = [(h, tx) for h, tx in self.record.acknowledged.items() if h not in included]
-        for _, tx in sorted(pending):
+            # In acknowledgement order, which is sequence order per account: a node admits a
+            # sender's transaction only after the one before it.
+            pending = [tx for h, tx in self.record.acknowledged.items() if h not in included]
+        for tx in pending:
             for api in apis:
                 self._submit(api, tx)
         return len(pending)

@@ -196,8 +196,9 @@ class ChaosRun:
             self._apply(perturbation)
         self._settle()
         self.load.stop()
+        included_txs = checks.IncludedTxs(self.net)
         included = self.load.wait_included(
-            lambda: checks.fetch_included(self.net, self.live_honest()),
+            lambda: included_txs.fetch(self.live_honest()),
             lambda: [self.net.api(n) for n in self.live()],
             self.bound(30.0),
         )
@@ -320,36 +321,40 @@ class ChaosRun:
         if validators and record.kind != "start":
             self._measure_votes(record, validators, ready)
 
-    def _signers_since(self, height: int) -> tuple[set[str], int]:
-        """Addresses in the last commits of blocks above ``height`` on an honest live node."""
-        for name in self.live_honest():
-            top = self.net.height(name)
-            if top < 0:
-                continue
-            signers: set[str] = set()
-            for h in range(height + 1, top + 1):
-                block = try_get_json(f"{self.net.api(name)}/v1/blocks/{h}")
-                if isinstance(block, dict):
-                    signers.update(block.get("last_commit_signers", []))
-            return signers, top
-        return set(), height
-
     def _measure_votes(self, record: FaultRecord, names: list[str], since: float) -> None:
+        """Time from ``since`` (a monotonic instant: the restarted node's API answered) until
+        the validator's precommit is in a committed block's last commit.
+
+        The precommit for height H travels in block H+1, whose header time is the proposer's
+        wall clock right after H committed: that header time, not the moment this poller
+        happened to see the block, dates the vote."""
         addresses = {self.net.homes[n].validator_key.address for n in names}
-        start_height = self.network_height()
-        seen: set[str] = set()
+        since_wall = time.time() - (time.monotonic() - since)
+        next_height = max(self.network_height(), 1)
+        voted_at: dict[str, float] = {}
 
         def votes() -> bool:
-            signers, _ = self._signers_since(start_height)
-            seen.update(signers & addresses)
-            return seen >= addresses
+            nonlocal next_height
+            for name in self.live_honest():
+                top = self.net.height(name)
+                if top < 0:
+                    continue
+                while next_height <= top:
+                    block = try_get_json(f"{self.net.api(name)}/v1/blocks/{next_height}")
+                    if not isinstance(block, dict):
+                        break
+                    for address in addresses & set(block.get("last_commit_signers", [])):
+                        voted_at.setdefault(address, int(block["time_ms"]) / 1000.0)
+                    next_height += 1
+                break
+            return set(voted_at) >= addresses
 
         try:
             self.net.wait_for(f"{names} voting again", votes, self.bound(30.0), interval=0.1)
         except ChaosError as exc:
             self.violation("vote_again", f"{record.description}: {exc}")
             return
-        elapsed = time.monotonic() - since
+        elapsed = max(0.0, max(voted_at.values()) - since_wall)
         record.measurements["votes_again_s"] = elapsed
         if elapsed > self.bound(VOTE_AGAIN_BOUND_S):
             self.violation(
