@@ -194,8 +194,8 @@ class ChainApp:
             if chain.get_balance(self.state, sender) < decoded.body.fee:
                 raise InsufficientFundsError("fee exceeds the balance")
         else:
-            address = decode_tx(tx).signer_address
-            expected = self._pending_seq.get(address)
+            # The sender's next sequence counts the transactions already pooled for it.
+            expected = self._pending_seq.get(decode_tx(tx).signer_address)
             decoded = chain.check_tx(self.state, tx, expected_sequence=expected)
             sender = decoded.signer_address
             self._verified[decoded.hash] = None

@@ -104,6 +104,8 @@ class Node:
         self._blocks: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
         self._tx_results: OrderedDict[bytes, tuple[int, int, int, str]] = OrderedDict()
         self._last_commit_time: float | None = None
+        #: (height, block hash hex, time ms) of the last commit: status without re-decoding
+        self._last_header: tuple[int, str, int] | None = None
         self.is_validator = False
         self.started_at = time.time()
         self._persisted_height = 0
@@ -319,6 +321,8 @@ class Node:
         height = result.height
         self._writer_queue.put_nowait(committed)
         self._blocks[height] = (committed.block_bytes, committed.commit.block_id)
+        header = committed.block.header
+        self._last_header = (height, header.hash.hex(), header.time_ms)
         while len(self._blocks) > 256:
             self._blocks.popitem(last=False)
         failed = 0
@@ -369,13 +373,10 @@ class Node:
         assert self.app is not None and self.host is not None
         state = self.app.state
         height = self.app.height
-        cached = self._blocks.get(height)
         block_hash = None
         time_ms = None
-        if cached is not None:
-            header = Block.from_bytes(cached[0]).header
-            block_hash = header.hash.hex()
-            time_ms = header.time_ms
+        if self._last_header is not None and self._last_header[0] == height:
+            _, block_hash, time_ms = self._last_header
         ledger = ledger_of(state)
         if block_hash is None and height > 0:
             block_hash = bytes(ledger.get_meta("block_hash", b"")).hex()
