@@ -574,10 +574,23 @@ async def serve(home: Path) -> int:
 
 
 def run_node(home: Path) -> int:
-    """The ``alloranet start`` entry point: uvloop if available, then :func:`serve`."""
-    try:
-        import uvloop
+    """The ``alloranet start`` entry point: uvloop, then :func:`serve`.
 
+    ``ALLORANET_PROFILE=FILE`` profiles the event-loop thread (cProfile) and writes the stats
+    to FILE at stop: how the load benchmark finds where a node's time goes."""
+    import os
+
+    import uvloop
+
+    target = os.environ.get("ALLORANET_PROFILE")
+    if not target:
         return int(uvloop.run(serve(home)))
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        return asyncio.run(serve(home))
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        return int(uvloop.run(serve(home)))
+    finally:
+        profiler.disable()
+        profiler.dump_stats(target)
