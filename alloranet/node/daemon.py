@@ -576,13 +576,13 @@ async def serve(home: Path) -> int:
 def run_node(home: Path) -> int:
     """The ``alloranet start`` entry point: uvloop, then :func:`serve`.
 
-    ``ALLORANET_PROFILE=FILE`` profiles the event-loop thread (cProfile) and writes the stats
-    to FILE at stop: how the load benchmark finds where a node's time goes."""
+    ``ALLORANET_PROFILE=FILE`` (``{pid}`` is replaced) profiles the event-loop thread and writes
+    cProfile stats to FILE at stop: how we find where a node's time goes under load."""
     import os
 
     import uvloop
 
-    target = os.environ.get("ALLORANET_PROFILE")
+    target = os.environ.get("ALLORANET_PROFILE", "").replace("{pid}", str(os.getpid()))
     if not target:
         return int(uvloop.run(serve(home)))
     import cProfile
