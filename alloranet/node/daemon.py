@@ -102,6 +102,7 @@ class Node:
         self._writer_queue: asyncio.Queue[Committed | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
         self._blocks: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
+        self._commit_times: OrderedDict[int, float] = OrderedDict()
         self._tx_results: OrderedDict[bytes, tuple[int, int, int, str]] = OrderedDict()
         self._last_commit_time: float | None = None
         #: (height, block hash hex, time ms) of the last commit: status without re-decoding
@@ -321,6 +322,9 @@ class Node:
         height = result.height
         self._writer_queue.put_nowait(committed)
         self._blocks[height] = (committed.block_bytes, committed.commit.block_id)
+        self._commit_times[height] = committed.committed_at
+        while len(self._commit_times) > 100_000:
+            self._commit_times.popitem(last=False)
         header = committed.block.header
         self._last_header = (height, header.hash.hex(), header.time_ms)
         while len(self._blocks) > 256:
@@ -421,7 +425,11 @@ class Node:
         loaded = await self._load_block(target)
         if loaded is None:
             raise NotFoundError(f"block {target} is not stored on this node")
-        return queries.block_view(Block.from_bytes(loaded[0]), loaded[1])
+        view = queries.block_view(Block.from_bytes(loaded[0]), loaded[1])
+        committed_at = self._commit_times.get(target)
+        # When this node committed it (wall clock), if it did so since it started.
+        view["committed_at_ms"] = None if committed_at is None else int(committed_at * 1000)
+        return view
 
     async def tx(self, tx_hash: bytes) -> dict[str, Any]:
         known = self._tx_results.get(tx_hash)
