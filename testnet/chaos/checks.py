@@ -13,10 +13,12 @@ control relies on).
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from testnet import processes
 from testnet.chaos.network import ChaosNetwork
 from testnet.client import ApiError
 
@@ -43,6 +45,8 @@ class Observation:
     evidence: list[dict[str, Any]] = field(default_factory=list)
     synthesis: dict[str, dict[int, dict[int, Any]]] = field(default_factory=dict)
     fetch_errors: list[str] = field(default_factory=list)
+    #: public-key hex prefixes of validators some honest node saw double-signing (its log)
+    detected: set[str] = field(default_factory=set)
 
 
 def observe(net: ChaosNetwork, honest: list[str]) -> Observation:
@@ -64,6 +68,7 @@ def observe(net: ChaosNetwork, honest: list[str]) -> Observation:
         except (ApiError, OSError, ValueError) as exc:
             obs.fetch_errors.append(f"{name} admin views: {exc}")
         obs.synthesis[name] = _synthesis(net, name)
+    obs.detected = detect_double_signs(net, live)
     if live:
         reference = live[0]
         for height, view in obs.blocks[reference].items():
@@ -75,6 +80,25 @@ def observe(net: ChaosNetwork, honest: list[str]) -> Observation:
                     continue
                 obs.evidence.extend({**item, "block_height": height} for item in items)
     return obs
+
+
+DETECTED = re.compile(r'"msg": "double-sign evidence against ([0-9a-f]+)"')
+
+
+def detect_double_signs(net: ChaosNetwork, names: list[str]) -> set[str]:
+    """Validators (public-key hex prefixes) an honest node reported as double-signing.
+
+    Why the node logs: a double sign is *observed* by honest nodes (two conflicting signed
+    votes arrive); whether evidence of it then reaches a block is exactly what is checked,
+    so the set of double signs cannot be taken from the blocks themselves. The node writes
+    one structured log line per detection (``alloranet.node.shell``) into its data directory.
+    """
+    found: set[str] = set()
+    for name in names:
+        path = processes.log_file(net.root, name)
+        if path.exists():
+            found.update(DETECTED.findall(path.read_text(errors="replace")))
+    return found
 
 
 def _synthesis(net: ChaosNetwork, name: str) -> dict[int, dict[int, Any]]:
@@ -188,24 +212,30 @@ def check_supply(obs: Observation) -> list[Violation]:
 
 
 def check_double_signs(
-    obs: Observation, byzantine: set[str], honest_validators: set[str]
+    obs: Observation, byzantine: set[str], validators: dict[str, str]
 ) -> list[Violation]:
-    """Every Byzantine validator has committed evidence and is slashed, jailed, tombstoned;
-    no validator declared honest has evidence against it."""
+    """Every double sign seen by an honest node, and every Byzantine (twin) validator, has
+    committed evidence and a slashed, jailed, tombstoned signer; and no validator declared
+    honest double-signed at all. ``validators`` maps address -> public key hex."""
     out = []
     accused = {e["address"] for e in obs.evidence}
-    for address in sorted(accused & honest_validators):
+    detected = {
+        address
+        for address, pubkey in validators.items()
+        if any(pubkey.startswith(prefix) for prefix in obs.detected)
+    }
+    for address in sorted((accused | detected) - byzantine):
         heights = sorted({e["height"] for e in obs.evidence if e["address"] == address})
+        seen = "committed evidence at heights " + str(heights) if heights else "seen by peers"
         out.append(
             Violation(
-                "double_sign",
-                f"validator {address}, declared honest, double-signed at heights {heights}",
+                "double_sign", f"validator {address}, declared honest, double-signed ({seen})"
             )
         )
-    for address in sorted(byzantine):
+    for address in sorted(byzantine | detected):
         if address not in accused:
             out.append(
-                Violation("evidence", f"no committed evidence against twin validator {address}")
+                Violation("evidence", f"no committed evidence against double signer {address}")
             )
             continue
         for name, records in obs.validators.items():

@@ -419,8 +419,9 @@ class ChaosRun:
         assert self.load is not None
         spec = self.manifest.network
         byzantine = {self.net.homes[f"node{i}"].validator_key.address for i in spec.twins}
-        honest_validators = {
-            h.validator_key.address for n, h in self.net.homes.items() if h.index not in spec.twins
+        validators = {
+            h.validator_key.address: h.validator_key.public_key.hex()
+            for h in self.net.homes.values()
         }
         for found in (
             checks.check_fetch(obs),
@@ -428,7 +429,7 @@ class ChaosRun:
             checks.check_app_hash(obs),
             checks.check_txs(obs, set(self.load.record.acknowledged)),
             checks.check_supply(obs),
-            checks.check_double_signs(obs, byzantine, honest_validators),
+            checks.check_double_signs(obs, byzantine, validators),
             checks.check_synthesis(obs),
         ):
             self.result.violations.extend(found)
