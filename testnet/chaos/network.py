@@ -84,6 +84,8 @@ class ChaosNetwork:
         """Processes started with the network: all but late validators and joiners."""
         late = {self.name_of(i) for i in self.spec.late}
         late |= {self.name_of(self.spec.validators + j) for j in range(self.spec.joiners)}
+        if self.spec.twins_start_late:
+            late |= {f"{self.name_of(i)}-twin" for i in self.spec.twins}
         return [n for n in self.names if n not in late]
 
     def is_running(self, name: str) -> bool:

@@ -134,7 +134,8 @@ class ChaosRun:
     def _names(self, p: Perturbation) -> list[str]:
         out = []
         for node in p.nodes:
-            out.append(self._proposer() if node == "proposer" else self.net.name_of(int(node)))
+            name = self._proposer() if node == "proposer" else self.net.name_of(int(node))
+            out.append(f"{name}-twin" if p.twin else name)
         return out
 
     def _proposer(self) -> str:

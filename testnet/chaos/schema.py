@@ -10,6 +10,7 @@ Example::
     twins = []          # validator indexes run as two processes sharing one key (Byzantine)
     equivocators = []   # negative control: validators started with --test-unsafe-equivocate
     late = []           # validator indexes started only by a "start" perturbation
+    twins_start_late = false  # twins wait for a "start" perturbation with twin = true
     joiners = 0         # extra full nodes that may join the set ("join"/"leave" perturbations)
     load_tps = 4        # bank transfers per second submitted while faults happen
     settle_blocks = 3   # blocks every honest node must commit after the last heal
@@ -56,6 +57,7 @@ class NetworkSpec:
     twins: tuple[int, ...] = ()
     equivocators: tuple[int, ...] = ()
     late: tuple[int, ...] = ()
+    twins_start_late: bool = False
     joiners: int = 0
     load_tps: float = 4.0
     settle_blocks: int = 3
@@ -77,12 +79,14 @@ class Perturbation:
     at_s: float | None = None
     duration_s: float = 0.0
     wal_bytes: int = 64
+    twin: bool = False
 
     def describe(self) -> str:
         where = f"h{self.at_height}" if self.at_height is not None else f"t+{self.at_s}s"
         what = f"groups={[list(g) for g in self.groups]}" if self.groups else f"nodes={self.nodes}"
         span = f" for {self.duration_s}s" if self.duration_s else ""
-        return f"{self.kind} {what} at {where}{span}"
+        twin = " (twin)" if self.twin else ""
+        return f"{self.kind} {what}{twin} at {where}{span}"
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ class ChaosManifest:
                 "twins": list(net.twins),
                 "equivocators": list(net.equivocators),
                 "late": list(net.late),
+                "twins_start_late": net.twins_start_late,
                 "joiners": net.joiners,
                 "load_tps": net.load_tps,
                 "settle_blocks": net.settle_blocks,
@@ -117,6 +122,7 @@ class ChaosManifest:
                         "at_s": p.at_s,
                         "duration_s": p.duration_s,
                         "wal_bytes": p.wal_bytes,
+                        "twin": p.twin or None,
                     }.items()
                     if v is not None and v != []
                 }
@@ -139,6 +145,12 @@ def _number(raw: Any, where: str, minimum: float = 0.0) -> float:
     return float(raw)
 
 
+def _bool(raw: Any, where: str) -> bool:
+    if not isinstance(raw, bool):
+        raise ChaosManifestError(f"{where} must be true or false")
+    return raw
+
+
 def _int(raw: Any, where: str, minimum: int = 0) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
         raise ChaosManifestError(f"{where} must be an integer >= {minimum}")
@@ -146,7 +158,9 @@ def _int(raw: Any, where: str, minimum: int = 0) -> int:
 
 
 _NETWORK_KEYS = {f for f in NetworkSpec.__dataclass_fields__}
-_PERTURBATION_KEYS = {"kind", "nodes", "groups", "at_height", "at_s", "duration_s", "wal_bytes"}
+_PERTURBATION_KEYS = {
+    "kind", "nodes", "groups", "at_height", "at_s", "duration_s", "wal_bytes", "twin"
+}  # fmt: skip
 
 
 def parse_network(raw: Any) -> NetworkSpec:
@@ -162,6 +176,7 @@ def parse_network(raw: Any) -> NetworkSpec:
         twins=_int_list(raw.get("twins", []), "[network] twins"),
         equivocators=_int_list(raw.get("equivocators", []), "[network] equivocators"),
         late=_int_list(raw.get("late", []), "[network] late"),
+        twins_start_late=_bool(raw.get("twins_start_late", False), "[network] twins_start_late"),
         joiners=_int(raw.get("joiners", 0), "[network] joiners"),
         load_tps=_number(raw.get("load_tps", 4.0), "[network] load_tps"),
         settle_blocks=_int(raw.get("settle_blocks", 3), "[network] settle_blocks", 1),
@@ -213,6 +228,8 @@ def parse_perturbation(raw: Any, index: int, network: NetworkSpec) -> Perturbati
         raise ChaosManifestError(f"{where}: {kind} needs nodes")
     if kind == "cut_link" and len(nodes) != 2:
         raise ChaosManifestError(f"{where}: cut_link needs exactly two nodes")
+    if raw.get("twin") and any(not isinstance(n, int) or n not in network.twins for n in nodes):
+        raise ChaosManifestError(f"{where}: twin = true needs nodes listed in [network] twins")
     at_height = raw.get("at_height")
     at_s = raw.get("at_s")
     if (at_height is None) == (at_s is None):
@@ -228,6 +245,7 @@ def parse_perturbation(raw: Any, index: int, network: NetworkSpec) -> Perturbati
         at_s=None if at_s is None else _number(at_s, f"{where}: at_s"),
         duration_s=duration,
         wal_bytes=_int(raw.get("wal_bytes", 64), f"{where}: wal_bytes", 1),
+        twin=_bool(raw.get("twin", False), f"{where}: twin"),
     )
 
 
