@@ -65,7 +65,7 @@ class ConsensusSection:
     timeout_vote_ms: int = TIMEOUT_PRESETS["local"]["timeout_vote_ms"]
     timeout_vote_delta_ms: int = TIMEOUT_PRESETS["local"]["timeout_vote_delta_ms"]
     timeout_commit_ms: int = TIMEOUT_PRESETS["local"]["timeout_commit_ms"]
-    skip_timeout_commit: bool = True
+    skip_timeout_commit: bool = False
     max_block_txs: int = 5000
     max_block_bytes: int = 4 << 20
     create_empty_blocks: bool = True
