@@ -178,3 +178,64 @@ def test_report_keys_and_percentiles() -> None:
     assert report["faults_injected"] == 1
     summary = render_summary(report)
     assert "FAIL b" in summary and "1 violation(s)" in summary
+
+
+class FakeAdmin:
+    def __init__(self) -> None:
+        self.blocked: set[str] = set()
+
+    def faults(self) -> dict[str, object]:
+        return {"blocked": sorted(self.blocked)}
+
+    def block_peers(self, peer_ids: set[str]) -> dict[str, object]:
+        self.blocked |= peer_ids
+        return self.faults()
+
+    def unblock_peers(self, peer_ids: set[str] | None) -> dict[str, object]:
+        self.blocked = set() if peer_ids is None else self.blocked - peer_ids
+        return self.faults()
+
+    def validators(self) -> list[dict[str, object]]:
+        return [{"address": "v1", "jailed": False}]
+
+    def supply(self) -> dict[str, object]:
+        return {"height": 1, "computed": "5", "recorded": "5"}
+
+    async def evidence(self, height: int) -> list[dict[str, object]]:
+        return [{"address": "v1", "height": height - 1}]
+
+
+async def test_admin_routes_validate_and_call_the_node() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from alloranet.rpc.admin import build_admin_app
+
+    admin = FakeAdmin()
+    app = web.Application()
+    app.add_subapp("/v1/admin", build_admin_app(admin))
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.post("/v1/admin/block", json={"peers": ["p1", "p2"]})
+        assert resp.status == 200 and (await resp.json())["blocked"] == ["p1", "p2"]
+        resp = await client.post("/v1/admin/block", json={"peers": "p1"})
+        assert resp.status == 400 and "peers" in (await resp.json())["error"]["message"]
+        resp = await client.post("/v1/admin/block", data=b"not json")
+        assert resp.status == 400
+        resp = await client.post("/v1/admin/unblock", json={"peers": ["p1"]})
+        assert (await resp.json())["blocked"] == ["p2"]
+        resp = await client.post("/v1/admin/unblock", json={})
+        assert (await resp.json())["blocked"] == []
+        assert (await (await client.get("/v1/admin/evidence/5")).json())["evidence"][0][
+            "height"
+        ] == 4
+        assert (await client.get("/v1/admin/evidence/x")).status == 400
+        assert (await (await client.get("/v1/admin/supply")).json())["computed"] == "5"
+        assert (await client.get("/v1/admin/validators")).status == 200
+
+
+def test_test_mode_is_off_by_default_and_signer_untouched() -> None:
+    from alloranet.node import faults
+
+    assert not faults.is_test_mode()  # nothing in the test process switched it on
+    signer = object()
+    assert faults.wrap_signer(signer, object()) is signer  # type: ignore[arg-type]
