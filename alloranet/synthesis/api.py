@@ -29,6 +29,7 @@ from alloranet.synthesis.regrets import (
     compute_initial_regret,
     compute_regret_arrays,
     merge_regrets,
+    update_same_workers,
 )
 from alloranet.synthesis.rewards import (
     forecasting_utility,
@@ -279,21 +280,32 @@ def compute_regret_update(
     the topic's initial regret from the experienced workers (inclusion count >= 1/alpha and
     a stored regret before this round; the chain knows the counts)."""
     inf, fc = losses.inferers, losses.forecasters
-    stored = state.project(inf, fc, np.nan)
-    prev = InferenceRegrets(
-        **{
-            f.name: np.where(
-                np.isnan(getattr(stored, f.name)), state.initial_regret, getattr(stored, f.name)
-            )
-            for f in fields(stored)
-        }
-    )
-    new = compute_regret_arrays(losses.values, prev, topic.alpha_regret)
+    same = inf == state.inferers and fc == state.forecasters
+    if same:
+        # the usual case: one fused pass per family (same bits as the general path below)
+        _sorted(inf, "inferer")
+        _sorted(fc, "forecaster")
+        merged, new = update_same_workers(state, losses.values, topic.alpha_regret)
+        stored_inferer, stored_forecaster = state.regrets.inferer, state.regrets.forecaster
+    else:
+        stored = state.project(inf, fc, np.nan)
+        prev = InferenceRegrets(
+            **{
+                f.name: np.where(
+                    np.isnan(getattr(stored, f.name)),
+                    state.initial_regret,
+                    getattr(stored, f.name),
+                )
+                for f in fields(stored)
+            }
+        )
+        new = compute_regret_arrays(losses.values, prev, topic.alpha_regret)
+        stored_inferer, stored_forecaster = stored.inferer, stored.forecaster
     exp_i = np.array([a in experienced_inferers for a in inf], dtype=bool) & ~np.isnan(
-        stored.inferer
+        stored_inferer
     )
     exp_f = np.array([a in experienced_forecasters for a in fc], dtype=bool) & ~np.isnan(
-        stored.forecaster
+        stored_forecaster
     )
     pool = np.concatenate([new.inferer[exp_i], new.forecaster[exp_f]])
     initial = compute_initial_regret(
@@ -305,6 +317,8 @@ def compute_regret_update(
         module.initial_regret_quantile,
         module.p_norm_safe_div,
     )
+    if same:
+        return RegretState(inf, fc, merged, initial)
     return merge_regrets(state, inf, fc, new, initial)
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from alloranet.synthesis.errors import SynthesisError
+from alloranet.synthesis.pools import PoolGroup, average_pools
 from alloranet.synthesis.stats import fixed_sum, median, weighted_percentiles
-from alloranet.synthesis.weights import pool_weights, weighted_average
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -89,19 +89,27 @@ def _median_rows(values: FloatArray, mask: BoolArray) -> FloatArray:
 
 
 def forecast_implied(
-    inferences: FloatArray, forecasts: FloatArray, latest_loss: float, cfg: SynthesisConfig
-) -> tuple[FloatArray, FloatArray]:
-    """3.1: I_k^f and its one-out-inferer variants I_k^{f,-j'} (K, N). NaN = none."""
+    inferences: FloatArray,
+    forecasts: FloatArray,
+    latest_loss: float,
+    cfg: SynthesisConfig,
+    naive_regrets: FloatArray | None = None,
+) -> tuple[FloatArray, FloatArray, float]:
+    """3.1: I_k^f and its one-out-inferer variants I_k^{f,-j'} (K, N), NaN = none; with
+    ``naive_regrets`` also the naive inference (3.3), whose pool has the same length N and so
+    is weighted in the same batch (else NaN)."""
     n_inf = inferences.shape[0]
+    k_ = forecasts.shape[0]
     mask = ~np.isnan(forecasts)
-    count = fixed_sum(mask.astype(np.float64))
     regrets = latest_loss - np.where(mask, forecasts, 0.0)
-    w = pool_weights(regrets, mask, cfg.p_norm, cfg.c_norm, cfg.epsilon)
-    w = np.where((count == 1.0)[:, None], mask.astype(np.float64), w)
-    vals = np.broadcast_to(inferences, forecasts.shape)
-    fi, den = weighted_average(vals, w, None)
-    fi = np.where(den != 0.0, fi, np.nan)
+    groups = [PoolGroup(k_, [regrets], [mask], [inferences], None, single_is_one=True)]
+    if naive_regrets is not None:
+        groups.append(PoolGroup(1, [naive_regrets], [None], [inferences], cfg.epsilon_safe_div))
+    vals, den, _ = average_pools(groups, cfg.p_norm, cfg.c_norm, cfg.epsilon)
+    naive = float(vals[k_]) if naive_regrets is not None else float("nan")
+    fi = np.where(den[:k_] != 0.0, vals[:k_], np.nan)
     oneout = np.repeat(fi[:, None], n_inf, axis=1)
+    count = np.count_nonzero(mask, axis=1)
     width = int(np.max(count)) if count.size else 0
     if width >= 2:
         order = np.argsort(~mask, axis=1, kind="stable")[:, :width]  # element lists, by address
@@ -109,25 +117,21 @@ def forecast_implied(
         ereg = np.take_along_axis(regrets, order, axis=1)
         eval_ = inferences[order]
         keep = ~np.eye(width, dtype=bool)[None, :, :] & emask[:, None, :] & emask[:, :, None]
-        k_, e_ = forecasts.shape[0], width
+        e_ = width
         flat_mask = keep.reshape(k_ * e_, e_)
-        flat_reg = np.broadcast_to(ereg[:, None, :], (k_, e_, e_)).reshape(k_ * e_, e_)
-        flat_val = np.broadcast_to(eval_[:, None, :], (k_, e_, e_)).reshape(k_ * e_, e_)
-        w1 = pool_weights(flat_reg, flat_mask, cfg.p_norm, cfg.c_norm, cfg.epsilon)
-        v1, d1 = weighted_average(flat_val, w1, None)
+        flat_reg = np.repeat(ereg, e_, axis=0)  # row (k, e) is forecaster k's element list
+        flat_val = np.repeat(eval_, e_, axis=0)
+        v1, d1, _ = average_pools(
+            [PoolGroup(k_ * e_, [flat_reg], [flat_mask], [flat_val])],
+            cfg.p_norm,
+            cfg.c_norm,
+            cfg.epsilon,
+        )
         v1 = np.where(d1 != 0.0, v1, np.nan).reshape(k_, e_)
-        affected = emask & (count >= 2.0)[:, None]
+        affected = emask & (count >= 2)[:, None]
         rows = np.repeat(np.arange(k_), e_).reshape(k_, e_)
         oneout[rows[affected], order[affected]] = v1[affected]
-    return np.asarray(fi, dtype=np.float64), oneout
-
-
-def _weighted(
-    regrets: FloatArray, mask: BoolArray, values: FloatArray, cfg: SynthesisConfig
-) -> tuple[FloatArray, FloatArray]:
-    w = pool_weights(regrets, mask, cfg.p_norm, cfg.c_norm, cfg.epsilon)
-    v, _ = weighted_average(values, w, cfg.epsilon_safe_div)
-    return v, w
+    return np.asarray(fi, dtype=np.float64), oneout, naive
 
 
 def compute_inference_arrays(
@@ -138,7 +142,10 @@ def compute_inference_arrays(
     initial_regret: float,
     cfg: SynthesisConfig,
 ) -> InferenceArrays:
-    """All network inferences of one round, following the degenerate paths of 3.7."""
+    """All network inferences of one round, following the degenerate paths of 3.7.
+
+    The pools are weighted in batches of equal length (see :mod:`.pools`): forecast-implied
+    + naive (N), combined + one-out inferer + one-out forecaster (N + K), one-in (N + 1)."""
     n, k = inferences.shape[0], forecasts.shape[0]
     if n == 0:
         raise SynthesisError("no inferences found")
@@ -153,48 +160,71 @@ def compute_inference_arrays(
         return empty.build(m, 0.0, weighted_percentiles(inferences, np.ones(n), BAND_PERCENTILES))
     if initial_regret == 0.0:
         return _all_new(inferences, forecasts, empty)
-    fi, fi_oo = forecast_implied(inferences, forecasts, latest_loss, cfg)
+    fi, fi_oo, naive = forecast_implied(inferences, forecasts, latest_loss, cfg, regrets.naive)
     has_fi = ~np.isnan(fi)
     fi0 = np.where(has_fi, fi, 0.0)
-    # combined (3.2)
-    pool = np.concatenate([regrets.inferer, regrets.forecaster])[None, :]
-    pmask = np.concatenate([np.ones(n, dtype=bool), has_fi])[None, :]
     values = np.concatenate([inferences, fi0])
-    comb, w = _weighted(pool, pmask, values[None, :], cfg)
-    weights = w[0]
+    fi_oo_t = fi_oo.T
+    has_oo = ~np.isnan(fi_oo_t) & has_fi[None, :]  # (N, K)
+    many_fi = int(np.count_nonzero(has_fi)) > 1
+    floor = cfg.epsilon_safe_div
+    groups = [
+        # combined (3.2)
+        PoolGroup(
+            1,
+            [regrets.inferer, regrets.forecaster],
+            [None, has_fi],
+            [inferences, fi0],
+            floor,
+        ),
+        # one-out inferer (3.4)
+        PoolGroup(
+            n,
+            [regrets.oneout_inferer_inferer, regrets.oneout_inferer_forecaster],
+            [~np.eye(n, dtype=bool), has_oo],
+            [inferences, np.where(has_oo, fi_oo_t, 0.0)],
+            floor,
+        ),
+    ]
+    if many_fi:
+        # one-out forecaster (3.4)
+        groups.append(
+            PoolGroup(
+                k,
+                [regrets.oneout_forecaster_inferer, regrets.oneout_forecaster_forecaster],
+                [None, has_fi[None, :] & ~np.eye(k, dtype=bool)],
+                [inferences, fi0],
+                floor,
+            )
+        )
+    vals, _, kept = average_pools(groups, cfg.p_norm, cfg.c_norm, cfg.epsilon, weight_rows=1)
+    comb = vals[0]
+    weights = kept[0]
     band = _band(values, weights)
-    # naive (3.3)
-    naive, _ = _weighted(regrets.naive[None, :], np.ones((1, n), dtype=bool), inferences[None], cfg)
-    # one-out inferer (3.4)
-    has_oo = ~np.isnan(fi_oo.T) & has_fi[None, :]  # (N, K)
-    pool_oo = np.concatenate([regrets.oneout_inferer_inferer, regrets.oneout_inferer_forecaster], 1)
-    mask_oo = np.concatenate([~np.eye(n, dtype=bool), has_oo], axis=1)
-    vals_oo = np.concatenate(
-        [np.broadcast_to(inferences, (n, n)), np.where(has_oo, fi_oo.T, 0.0)], axis=1
-    )
-    oneout_inf, _ = _weighted(pool_oo, mask_oo, vals_oo, cfg)
+    oneout_inf = vals[1 : 1 + n]
     oneout_fc = _nan((k,))
     onein = _nan((k,))
-    if int(np.count_nonzero(has_fi)) > 1:
-        # one-out forecaster (3.4)
-        pool_of = np.concatenate(
-            [regrets.oneout_forecaster_inferer, regrets.oneout_forecaster_forecaster], axis=1
-        )
-        mask_of = np.concatenate(
-            [np.ones((k, n), dtype=bool), has_fi[None, :] & ~np.eye(k, dtype=bool)], axis=1
-        )
-        vals_of = np.broadcast_to(values, (k, n + k))
-        oo_fc, _ = _weighted(pool_of, mask_of, vals_of, cfg)
-        oneout_fc = np.where(has_fi, oo_fc, np.nan)
+    if many_fi:
+        oneout_fc = np.where(has_fi, vals[1 + n :], np.nan)
         # one-in (3.5)
-        pool_oi = np.concatenate([regrets.onein_inferer, regrets.onein_self[:, None]], axis=1)
-        mask_oi = np.ones((k, n + 1), dtype=bool)
-        vals_oi = np.concatenate([np.broadcast_to(inferences, (k, n)), fi0[:, None]], axis=1)
-        oi, _ = _weighted(pool_oi, mask_oi, vals_oi, cfg)
+        oi, _, _ = average_pools(
+            [
+                PoolGroup(
+                    k,
+                    [regrets.onein_inferer, regrets.onein_self[:, None]],
+                    [None, None],
+                    [inferences, fi0[:, None]],
+                    floor,
+                )
+            ],
+            cfg.p_norm,
+            cfg.c_norm,
+            cfg.epsilon,
+        )
         onein = np.where(has_fi, oi, np.nan)
     return InferenceArrays(
-        combined=float(comb[0]),
-        naive=float(naive[0]),
+        combined=float(comb),
+        naive=naive,
         inferer_weights=weights[:n].copy(),
         forecaster_weights=weights[n:].copy(),
         forecast_implied=np.asarray(fi, dtype=np.float64),

@@ -60,24 +60,74 @@ def stake_weighted_mean(reports: npt.ArrayLike, stakes: FloatArray) -> FloatArra
     return np.asarray(out, dtype=np.float64)
 
 
+def _tree_sum_axis0(buf: FloatArray) -> FloatArray:
+    """:func:`.stats.fixed_sum` over axis 0, in place on contiguous rows (same tree)."""
+    n = buf.shape[0]
+    if n == 0:
+        return np.zeros(buf.shape[1:])
+    while n > 1:
+        h = n >> 1
+        np.add(buf[:h], buf[h : 2 * h], out=buf[:h])
+        if n & 1:
+            np.add(buf[h - 1], buf[2 * h], out=buf[h - 1])
+        n = h
+    return np.asarray(buf[0], dtype=np.float64)
+
+
 def compute_loss_arrays(reports: LossReports) -> LossArrays:
-    """3.6 for every entry of the bundle."""
+    """3.6 for every entry of the bundle.
+
+    All families go through :func:`stake_weighted_mean`'s arithmetic as one (M, entries)
+    matrix, summed over reputers on contiguous rows; when every reputer reported every entry
+    (the usual case) the weight sum is the same tree over the stakes for every entry, so it is
+    computed once."""
     stakes = np.asarray(reports.stakes, dtype=np.float64)
     if stakes.ndim != 1 or stakes.size == 0:
         raise SynthesisError("network losses need at least one reputer")
     if np.any(~np.isfinite(stakes)) or np.any(stakes < 0.0):
         raise SynthesisError("reputer stakes must be finite and >= 0")
-
-    def f(a: FloatArray) -> FloatArray:
-        return stake_weighted_mean(a, stakes)
-
+    m = stakes.size
+    parts = [
+        reports.combined,
+        reports.naive,
+        reports.inferer,
+        reports.forecaster,
+        reports.oneout_inferer,
+        reports.oneout_forecaster,
+        reports.onein,
+        reports.oneout_inferer_forecaster,
+    ]
+    flat = [np.asarray(a, dtype=np.float64).reshape(m, -1) for a in parts]
+    x = np.concatenate(flat, axis=1)  # (M, entries), a fresh array we may overwrite
+    s = stakes[:, None]
+    if not np.isnan(x).any():
+        x *= s
+        num = _tree_sum_axis0(x)
+        den = _tree_sum_axis0(stakes.copy()[:, None])  # (1,): broadcasts over entries
+    else:
+        present = ~np.isnan(x)
+        np.copyto(x, 0.0, where=~present)
+        x *= s
+        np.copyto(x, 0.0, where=~present)
+        num = _tree_sum_axis0(x)
+        den = _tree_sum_axis0(np.where(present, s, 0.0))
+    with np.errstate(all="ignore"):
+        pos = den > 0.0
+        out = np.where(pos, num / np.where(pos, den, 1.0), np.nan)
+    out = np.broadcast_to(out, num.shape)
+    pieces = []
+    c = 0
+    for a, f in zip(parts, flat, strict=True):
+        w = f.shape[1]
+        pieces.append(np.array(out[c : c + w]).reshape(np.shape(a)[1:]))
+        c += w
     return LossArrays(
-        combined=float(f(reports.combined)),
-        naive=float(f(reports.naive)),
-        inferer=f(reports.inferer),
-        forecaster=f(reports.forecaster),
-        oneout_inferer=f(reports.oneout_inferer),
-        oneout_forecaster=f(reports.oneout_forecaster),
-        onein=f(reports.onein),
-        oneout_inferer_forecaster=f(reports.oneout_inferer_forecaster),
+        combined=float(pieces[0]),
+        naive=float(pieces[1]),
+        inferer=pieces[2],
+        forecaster=pieces[3],
+        oneout_inferer=pieces[4],
+        oneout_forecaster=pieces[5],
+        onein=pieces[6],
+        oneout_inferer_forecaster=pieces[7],
     )

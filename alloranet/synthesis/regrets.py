@@ -8,6 +8,7 @@ is exactly what Allora's ``Get*NetworkRegret`` returns for a missing entry.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, fields
 
@@ -258,3 +259,90 @@ def compute_initial_regret(
     if r.size == 0:
         return current
     return quantile(r, quantile_q) + (c_norm - p_norm_safe_div / p_norm) * (sample_std(r) + epsilon)
+
+
+#: Elements per block of rows in the fused update (128 KiB of float64: stays in L2).
+_BLOCK_ELEMENTS = 16384
+
+
+def _update_family(
+    raw: FloatArray, ref: FloatArray, worker: FloatArray, initial: float, alpha: float
+) -> FloatArray:
+    """One matrix family of the same-workers update, fused and blocked by rows: exactly
+    ``where(isnan(new), raw, new)`` with ``new = ema(alpha, ref - worker, prev)`` and
+    ``prev = where(isnan(raw), initial, raw)`` (``ref`` (R, 1), ``worker`` (1, C) or (R, C))."""
+    rows, cols = raw.shape
+    out = np.empty((rows, cols))
+    if out.size == 0:
+        return out
+    step = max(1, _BLOCK_ELEMENTS // max(cols, 1))
+    b0 = min(step, rows)
+    prev, cur, t, u = (np.empty((b0, cols)) for _ in range(4))
+    eq = np.empty((b0, cols), dtype=bool)
+    beta = 1.0 - alpha
+    with np.errstate(invalid="ignore"):
+        for r0 in range(0, rows, step):
+            r1 = min(rows, r0 + step)
+            b = r1 - r0
+            pv, cu, tt, uu, ee = prev[:b], cur[:b], t[:b], u[:b], eq[:b]
+            blk = raw[r0:r1]
+            np.isnan(blk, out=ee)
+            np.copyto(pv, blk)
+            np.copyto(pv, initial, where=ee)
+            np.subtract(ref[r0:r1], worker if worker.shape[0] == 1 else worker[r0:r1], out=cu)
+            np.multiply(alpha, cu, out=tt)
+            np.multiply(beta, pv, out=uu)
+            tt += uu
+            np.equal(cu, pv, out=ee)
+            np.copyto(tt, cu, where=ee)
+            np.isnan(tt, out=ee)
+            np.copyto(tt, blk, where=ee)
+            out[r0:r1] = tt
+    return out
+
+
+def update_same_workers(
+    state: RegretState, losses: LossArrays, alpha: float
+) -> tuple[InferenceRegrets, InferenceRegrets]:
+    """2.1 when the round's workers are exactly the stored ones (the usual case): returns the
+    merged families to store and the updated vectors (matrices left as the merged ones, which
+    the caller does not read). Same bits as ``project`` + :func:`compute_regret_arrays` +
+    :func:`merge_regrets`, without their nine full-size temporaries per family."""
+    R = state.regrets
+    L = losses
+    init = state.initial_regret
+
+    def vec(ref: npt.ArrayLike, worker: npt.ArrayLike, raw: FloatArray) -> FloatArray:
+        prev = np.where(np.isnan(raw), init, raw)
+        with np.errstate(invalid="ignore"):
+            delta = np.asarray(ref, dtype=np.float64) - np.asarray(worker, dtype=np.float64)
+        return ema(alpha, delta, prev)
+
+    new_inf = vec(L.combined, L.inferer, R.inferer)
+    new_fc = vec(L.combined, L.forecaster, R.forecaster)
+    new_naive = vec(L.naive, L.inferer, R.naive)
+    new_self = vec(L.onein, L.forecaster, R.onein_self)
+
+    def merged(new: FloatArray, raw: FloatArray) -> FloatArray:
+        return np.where(np.isnan(new), raw, new)
+
+    oi = L.oneout_inferer[:, None]
+    of = L.oneout_forecaster[:, None]
+    li = L.inferer[None, :]
+    out = InferenceRegrets(
+        inferer=merged(new_inf, R.inferer),
+        forecaster=merged(new_fc, R.forecaster),
+        naive=merged(new_naive, R.naive),
+        oneout_inferer_inferer=_update_family(R.oneout_inferer_inferer, oi, li, init, alpha),
+        oneout_inferer_forecaster=_update_family(
+            R.oneout_inferer_forecaster, oi, L.oneout_inferer_forecaster.T, init, alpha
+        ),
+        oneout_forecaster_inferer=_update_family(R.oneout_forecaster_inferer, of, li, init, alpha),
+        oneout_forecaster_forecaster=_update_family(
+            R.oneout_forecaster_forecaster, of, L.forecaster[None, :], init, alpha
+        ),
+        onein_inferer=_update_family(R.onein_inferer, L.onein[:, None], li, init, alpha),
+        onein_self=merged(new_self, R.onein_self),
+    )
+    vectors = dataclasses.replace(out, inferer=new_inf, forecaster=new_fc)
+    return out, vectors

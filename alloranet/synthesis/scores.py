@@ -106,7 +106,7 @@ def consensus_scores(
 
 def _gram_scorer(
     x: FloatArray, stakes: FloatArray, eps_reputer: float, eps_div: float
-) -> Callable[[FloatArray], FloatArray]:
+) -> Callable[[FloatArray], tuple[FloatArray, FloatArray]]:
     """Fast exact-arithmetic-order scorer for reports without gaps (the usual case).
 
     With no NaN the consensus is C_b = sum_p w_bp x_p (w = adjusted stakes / their sum), so
@@ -134,16 +134,18 @@ def _gram_scorer(
     h[iu, ju] = hu
     h[ju, iu] = hu
 
-    def score(coefficients: FloatArray) -> FloatArray:
+    gh = np.concatenate([g.reshape(m, m * m), h.reshape(1, m * m)])  # (M + 1, pq)
+
+    def score(coefficients: FloatArray) -> tuple[FloatArray, FloatArray]:
         adj = adjusted_stakes(coefficients, stakes)  # (B, M)
         w = adj / fixed_sum(adj)[:, None]
         ww = (w[:, :, None] * w[:, None, :]).reshape(w.shape[0], 1, m * m)  # (B, 1, pq)
-        dist2 = fixed_sum(ww * g.reshape(1, m, m * m))  # (B, M)
-        norm2 = fixed_sum(ww[:, 0, :] * h.reshape(1, m * m))  # (B,)
-        dist = np.sqrt(np.maximum(dist2, 0.0))
-        norm = np.sqrt(np.maximum(norm2, 0.0))
+        # distances (rows 0..M-1 of gh) and the consensus norm (row M) in one pass
+        both = fixed_sum(ww * gh[None])  # (B, M + 1)
+        dist = np.sqrt(np.maximum(both[:, :m], 0.0))
+        norm = np.sqrt(np.maximum(both[:, m], 0.0))
         norm = np.where(norm == 0.0, eps_div, norm)
-        return np.asarray(1.0 / (dist / norm[:, None] + eps_reputer), dtype=np.float64)
+        return np.asarray(1.0 / (dist / norm[:, None] + eps_reputer), dtype=np.float64), adj[0]
 
     return score
 
@@ -165,40 +167,52 @@ def reputer_scores(
     m = s.size
     a = np.asarray(previous_coefficients, dtype=np.float64).copy()
     total_stake = float(fixed_sum(s))
+    scorer: Callable[[FloatArray], tuple[FloatArray, FloatArray]]
     if np.all(~np.isnan(x)) and x.shape[0] > 0:
         scorer = _gram_scorer(x, s, eps_reputer, eps_div)
     else:
 
-        def scorer(coefficients: FloatArray) -> FloatArray:
-            return consensus_scores(x, coefficients, s, eps_reputer, eps_div)
+        def scorer(coefficients: FloatArray) -> tuple[FloatArray, FloatArray]:
+            batch = np.atleast_2d(coefficients)
+            t = consensus_scores(x, batch, s, eps_reputer, eps_div)
+            return t, adjusted_stakes(batch[:1], s)[0]
 
-    scores = scorer(a[None])[0]
+    # Every scorer call also returns the adjusted stakes of its first row, which is the
+    # coefficient vector being scored: the final adjusted stakes come from the last call.
+    scores, adj_scored = scorer(a[None])
+    scores = scores[0]
     g_max = 1.0
     it = 0
-    eye = np.eye(m, dtype=bool)
-    a_scored = a
+    rows = np.arange(m)
+    f_old: float | None = None
     while it < max_iters and g_max >= max_gradient_threshold:
         delta = np.where(a == 1.0, -0.001, 0.001)
-        batch = np.vstack([a[None], np.where(eye, a[None, :] + delta[:, None], a[None, :])])
-        t = scorer(batch)
+        batch = np.empty((m + 1, m))
+        batch[:] = a
+        batch[rows + 1, rows] = a + delta
+        t, adj_scored = scorer(batch)
         scores = t[0]
-        a_scored = a
         perf = fixed_sum(s[None, :] * t)  # (M + 1,)
         grad = (1.0 - perf[0] / perf[1:]) / delta
         a_new = np.clip(a + learning_rate * grad, 0.0, 1.0)
-        f_old = float(fixed_sum(a * s)) / total_stake
+        if f_old is None:
+            f_old = float(fixed_sum(a * s)) / total_stake
         f_new = float(fixed_sum(a_new * s)) / total_stake
         if f_new < min_stake_fraction:
             if f_new == f_old:
                 break
             a_new = a + (a_new - a) * (min_stake_fraction - f_old) / (f_new - f_old)
+            f_next = None  # rescaled: recompute its stake fraction next time
+        else:
+            f_next = f_new  # the same sum of the same vector
         g_max = float(np.max(np.abs(a_new - a))) / learning_rate
         a = a_new
+        f_old = f_next
         it += 1
     return ReputerScoring(
         scores=np.asarray(scores, dtype=np.float64),
         coefficients=a,
-        adjusted_stakes=adjusted_stakes(a_scored, s)[0],
+        adjusted_stakes=np.array(adj_scored, dtype=np.float64),
     )
 
 
