@@ -517,7 +517,13 @@ def compute_rewards(
         budgets[int(np.argmax(budgets))] -= sum(budgets) - topic_reward
 
     def pay(addrs: Addresses, frac: FloatArray, budget: int) -> tuple[tuple[str, int], ...]:
-        amounts = [to_base_units(max(0.0, float(f) * float(budget))) for f in frac]
+        # to_base_units(max(0.0, f * budget)) per actor, vectorised: max(0.0, x) is x only
+        # when x > 0 (NaN becomes 0), and int() truncates a finite float exactly
+        raw = np.asarray(frac, dtype=np.float64) * float(budget)
+        raw = np.where(raw > 0.0, raw, 0.0)
+        if not np.all(np.isfinite(raw)):
+            to_base_units(float(raw[~np.isfinite(raw)][0]))  # raises the usual error
+        amounts = list(map(int, raw.tolist()))
         excess = sum(amounts) - budget
         if excess > 0:
             amounts[int(np.argmax(amounts))] -= excess

@@ -15,7 +15,10 @@ import numpy.typing as npt
 
 from alloranet.synthesis.ema import ema
 from alloranet.synthesis.losses import LossReports
-from alloranet.synthesis.stats import fixed_sum
+from alloranet.synthesis.stats import TreeBuffer, fixed_sum
+
+#: Above this many Gram products the tensors are built reputer by reputer (bounded memory).
+_GRAM_AT_ONCE = 1 << 18
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -116,36 +119,67 @@ def _gram_scorer(
     products, so near-agreeing reputers lose no precision to cancellation."""
     m = x.shape[0]
     iu, ju = np.triu_indices(m)  # the Gram tensors are symmetric in (p, q)
+    npair = iu.size
     d = x.shape[1]
-    prods = np.empty((iu.size, d))
-    diff = np.empty((m, d))
     g = np.empty((m, m, m))
-    for r in range(m):  # loops over reputers and their pairs (M is small), not over workers
-        np.subtract(x[r][None, :], x, out=diff)  # x_r - x_p
-        for i, (p_, q_) in enumerate(zip(iu, ju, strict=True)):
-            np.multiply(diff[p_], diff[q_], out=prods[i])
-        upper = fixed_sum(prods)
-        g[r, iu, ju] = upper
-        g[r, ju, iu] = upper
-    for i, (p_, q_) in enumerate(zip(iu, ju, strict=True)):
-        np.multiply(x[p_], x[q_], out=prods[i])
     h = np.empty((m, m))
-    hu = fixed_sum(prods)
+    if (m + 1) * npair * d <= _GRAM_AT_ONCE:
+        # small reports: every product at once, one batch of row sums
+        diffs = x[:, None, :] - x[None, :, :]  # (r, p, D): x_r - x_p
+        prods = np.concatenate(
+            [(diffs[:, iu, :] * diffs[:, ju, :]).reshape(m * npair, d), x[iu] * x[ju]]
+        )
+        sums = fixed_sum(prods)
+        upper = sums[: m * npair].reshape(m, npair)
+        g[:, iu, ju] = upper
+        g[:, ju, iu] = upper
+        hu = sums[m * npair :]
+    else:
+        prods = np.empty((npair, d))
+        diff = np.empty((m, d))
+        for r in range(m):  # loops over reputers and their pairs (M is small), not workers
+            np.subtract(x[r][None, :], x, out=diff)  # x_r - x_p
+            for i, (p_, q_) in enumerate(zip(iu, ju, strict=True)):
+                np.multiply(diff[p_], diff[q_], out=prods[i])
+            upper = fixed_sum(prods)
+            g[r, iu, ju] = upper
+            g[r, ju, iu] = upper
+        for i, (p_, q_) in enumerate(zip(iu, ju, strict=True)):
+            np.multiply(x[p_], x[q_], out=prods[i])
+        hu = fixed_sum(prods)
     h[iu, ju] = hu
     h[ju, iu] = hu
-
-    gh = np.concatenate([g.reshape(m, m * m), h.reshape(1, m * m)])  # (M + 1, pq)
+    mm = m * m
+    # (pq, M + 1): rows 0..M-1 of each pq entry are the distances' terms, row M the norm's
+    gh_t = np.ascontiguousarray(np.concatenate([g.reshape(m, mm), h.reshape(1, mm)]).T)
+    col = stakes[:, None]
+    buffers: dict[int, tuple[TreeBuffer, TreeBuffer, TreeBuffer]] = {}
 
     def score(coefficients: FloatArray) -> tuple[FloatArray, FloatArray]:
-        adj = adjusted_stakes(coefficients, stakes)  # (B, M)
-        w = adj / fixed_sum(adj)[:, None]
-        ww = (w[:, :, None] * w[:, None, :]).reshape(w.shape[0], 1, m * m)  # (B, 1, pq)
-        # distances (rows 0..M-1 of gh) and the consensus norm (row M) in one pass
-        both = fixed_sum(ww * gh[None])  # (B, M + 1)
-        dist = np.sqrt(np.maximum(both[:, :m], 0.0))
-        norm = np.sqrt(np.maximum(both[:, m], 0.0))
-        norm = np.where(norm == 0.0, eps_div, norm)
-        return np.asarray(1.0 / (dist / norm[:, None] + eps_reputer), dtype=np.float64), adj[0]
+        # Everything is held transposed, (M, B): the row sums over reputers are then
+        # entry-major trees (stats.tree_sum_columns), a few cheap 1-D adds each.
+        b = coefficients.shape[0]
+        if b not in buffers:
+            buffers[b] = (TreeBuffer(m, b), TreeBuffer(m, b), TreeBuffer(mm, (m + 1) * b))
+        t_total, t_adj, t_both = buffers[b]
+        with np.errstate(all="ignore"):
+            prod = np.multiply(col, coefficients.T, out=t_total.entries)  # a_m S_m
+            adj = float(m) * prod
+            total = t_total.run()
+            adj /= total
+            np.minimum(adj, 1.0, out=adj)
+            t_adj.entries[...] = adj
+            w = adj / t_adj.run()
+            ww = (w[:, None, :] * w[None, :, :]).reshape(mm, 1, b)  # (pq, 1, B)
+            np.multiply(gh_t[:, :, None], ww, out=t_both.entries.reshape(mm, m + 1, b))
+            both = t_both.run().reshape(m + 1, b)
+            dist = np.sqrt(np.maximum(both[:m], 0.0))
+            norm = np.sqrt(np.maximum(both[m], 0.0))
+            norm = np.where(norm == 0.0, eps_div, norm)
+            t = dist / norm
+            t += eps_reputer
+            np.divide(1.0, t, out=t)
+        return t, adj[:, 0].copy()
 
     return score
 
@@ -167,7 +201,7 @@ def reputer_scores(
     m = s.size
     a = np.asarray(previous_coefficients, dtype=np.float64).copy()
     total_stake = float(fixed_sum(s))
-    scorer: Callable[[FloatArray], tuple[FloatArray, FloatArray]]
+    scorer: Callable[[FloatArray], tuple[FloatArray, FloatArray]]  # -> ((M, B), adjusted)
     if np.all(~np.isnan(x)) and x.shape[0] > 0:
         scorer = _gram_scorer(x, s, eps_reputer, eps_div)
     else:
@@ -175,29 +209,33 @@ def reputer_scores(
         def scorer(coefficients: FloatArray) -> tuple[FloatArray, FloatArray]:
             batch = np.atleast_2d(coefficients)
             t = consensus_scores(x, batch, s, eps_reputer, eps_div)
-            return t, adjusted_stakes(batch[:1], s)[0]
+            return np.ascontiguousarray(t.T), adjusted_stakes(batch[:1], s)[0]
 
     # Every scorer call also returns the adjusted stakes of its first row, which is the
     # coefficient vector being scored: the final adjusted stakes come from the last call.
-    scores, adj_scored = scorer(a[None])
-    scores = scores[0]
+    # Scorers return the scores transposed, (M, B): column b is coefficient vector b's.
+    t, adj_scored = scorer(a[None])
+    scores = t[:, 0].copy()
     g_max = 1.0
     it = 0
     rows = np.arange(m)
     f_old: float | None = None
+    t_perf, t_frac = TreeBuffer(m, m + 1), TreeBuffer(m, 1)
     while it < max_iters and g_max >= max_gradient_threshold:
         delta = np.where(a == 1.0, -0.001, 0.001)
         batch = np.empty((m + 1, m))
         batch[:] = a
         batch[rows + 1, rows] = a + delta
         t, adj_scored = scorer(batch)
-        scores = t[0]
-        perf = fixed_sum(s[None, :] * t)  # (M + 1,)
+        scores = t[:, 0].copy()
+        np.multiply(s[:, None], t, out=t_perf.entries)
+        perf = t_perf.run()  # (M + 1,)
         grad = (1.0 - perf[0] / perf[1:]) / delta
         a_new = np.clip(a + learning_rate * grad, 0.0, 1.0)
         if f_old is None:
             f_old = float(fixed_sum(a * s)) / total_stake
-        f_new = float(fixed_sum(a_new * s)) / total_stake
+        np.multiply(a_new, s, out=t_frac.flat)
+        f_new = float(t_frac.run()[0]) / total_stake
         if f_new < min_stake_fraction:
             if f_new == f_old:
                 break

@@ -138,3 +138,26 @@ def test_specials() -> None:
     assert float(detmath.log(np.array([0.0]))[0]) == -np.inf
     assert np.isnan(detmath.log(np.array([-1.0]))[0])
     assert detmath.exp_scalar(0.0) == 1.0 and detmath.log_scalar(1.0) == 0.0
+
+
+def test_fast_paths_equal_scalar_twin() -> None:
+    """The whole-array fast paths (exp with every input in [-700, 709.78]: power of two built
+    from its bits; log with every input finite and positive: no special-case fix-ups) are
+    taken only when a whole array qualifies, which the mixed inputs above never do."""
+    rng = np.random.default_rng(SEED + 3)
+    xe = np.concatenate(
+        [rng.uniform(-700.0, 709.78, 100_000), rng.uniform(-5.0, 5.0, 100_000), [-700.0, 0.0]]
+    )
+    got = detmath.exp(xe)
+    twin = np.fromiter((detmath.exp_scalar(float(v)) for v in xe), np.float64, xe.size)
+    assert np.array_equal(_bits(got), _bits(twin)), f"exp fast path (seed {SEED + 3})"
+    xl = np.concatenate(
+        [
+            np.ldexp(rng.uniform(0.5, 1.0, 100_000), rng.integers(-1021, 1024, 100_000)),
+            rng.integers(1, 2**52, 1000, dtype=np.int64).view(np.float64),  # subnormals
+            1.0 + rng.standard_normal(10_000) * 1e-9,
+        ]
+    )
+    got_l = detmath.log(xl)
+    twin_l = np.fromiter((detmath.log_scalar(float(v)) for v in xl), np.float64, xl.size)
+    assert np.array_equal(_bits(got_l), _bits(twin_l)), f"log fast path (seed {SEED + 3})"
