@@ -109,7 +109,7 @@ def _exp_into(arg: FloatArray, s: _Scratch, size: int) -> FloatArray:
     """:func:`.detmath.exp` of the flat ``arg`` (overwritten) in the scratch buffers: the
     identical operation sequence of its in-range fast path; any other block goes through
     ``exp`` itself."""
-    lo_x, hi_x = np.min(arg), np.max(arg)
+    lo_x, hi_x = np.minimum.reduce(arg), np.maximum.reduce(arg)  # np.min/np.max, unwrapped
     if not (lo_x >= -700.0 and hi_x <= detmath._EXP_OVERFLOW):
         return detmath.exp(arg)
     k, hi, lo, r, t, c = (x[:size] for x in s.tmp)
@@ -165,11 +165,18 @@ def average_pools(
     for g in groups:
         starts.append(starts[-1] + g.rows)
     rows = starts.pop()
-    floor = np.concatenate(
-        [np.full(g.rows, -np.inf if g.floor is None else g.floor) for g in groups]
+    floors = {-np.inf if g.floor is None else g.floor for g in groups}
+    floor: FloatArray | float
+    if len(floors) == 1:
+        floor = floors.pop()
+    else:
+        floor = np.concatenate(
+            [np.full(g.rows, -np.inf if g.floor is None else g.floor) for g in groups]
+        )
+    any_single = any(g.single_is_one for g in groups)
+    single = (
+        np.concatenate([np.full(g.rows, g.single_is_one) for g in groups]) if any_single else None
     )
-    single = np.concatenate([np.full(g.rows, g.single_is_one) for g in groups])
-    any_single = bool(np.any(single))
     out = np.empty(rows)
     dens = np.empty(rows)
     kept = np.empty((weight_rows, width))
@@ -194,7 +201,7 @@ def average_pools(
         np.logical_not(s.mask[:size], out=fout)
         with np.errstate(all="ignore"):
             # stats.masked_sample_std of the regrets
-            n = np.count_nonzero(mask, axis=0).astype(np.float64)
+            n = np.add.reduce(mask, axis=0, dtype=np.float64)  # exact counts
             np.copyto(freg, 0.0, where=fout)  # reg: the masked regrets from here on
             np.copyto(fx, freg)
             mean = tree_sum_columns(fx, width, b) / np.where(n > 0, n, 1.0)
@@ -205,10 +212,10 @@ def average_pools(
             std = np.where(n > 1, np.sqrt(var), 0.0)
             # normalised regrets, the un-capped maximum, weights (weights.pool_weights)
             reg /= (np.abs(std) + epsilon)[None, :]
-            rmax = np.max(reg, axis=0, where=mask, initial=-np.inf)
+            rmax = np.maximum.reduce(reg, axis=0, where=mask, initial=-np.inf)
             np.minimum(freg, cap, out=freg)
             shift = rmax < anchor
-            if np.any(shift):
+            if shift.any():
                 sh = np.broadcast_to(shift[None, :], reg.shape)
                 np.subtract(reg, rmax[None, :], out=reg, where=sh)
                 np.add(reg, anchor, out=reg, where=sh)
@@ -221,9 +228,9 @@ def average_pools(
             np.copyto(fw, 0.0, where=fcut)
             np.copyto(fw, 0.0, where=fout)
             w = s.view(s.w, b)
-            if any_single:
+            if single is not None:
                 lone = single[r0:r1] & (n == 1.0)
-                if np.any(lone):
+                if lone.any():
                     w[:, lone] = mask[:, lone]
             if r0 < weight_rows:
                 top = min(r1, weight_rows)
@@ -236,5 +243,6 @@ def average_pools(
             np.copyto(fx, fw)
             den = tree_sum_columns(fx, width, b)
             dens[r0:r1] = den
-            np.divide(num, np.maximum(den, floor[r0:r1]), out=out[r0:r1])
+            fl = floor if isinstance(floor, float) else floor[r0:r1]
+            np.divide(num, np.maximum(den, fl), out=out[r0:r1])
     return out, dens, kept

@@ -123,7 +123,7 @@ def _gram_scorer(
     d = x.shape[1]
     g = np.empty((m, m, m))
     h = np.empty((m, m))
-    if (m + 1) * npair * d <= _GRAM_AT_ONCE:
+    if d < 2 or (m + 1) * npair * d <= _GRAM_AT_ONCE:
         # small reports: every product at once, one batch of row sums
         diffs = x[:, None, :] - x[None, :, :]  # (r, p, D): x_r - x_p
         prods = np.concatenate(
@@ -135,18 +135,31 @@ def _gram_scorer(
         g[:, ju, iu] = upper
         hu = sums[m * npair :]
     else:
-        prods = np.empty((npair, d))
+        # long reports: each sum of products is formed straight into its tree's first level
+        # (prod[:half] + prod[half:2 half], odd last product added to the end, exactly as
+        # fixed_sum's first level) in a buffer that stays in L2, then the rest of the tree
+        half = d // 2
+        tree = TreeBuffer(half, 1)
+        lvl = tree.flat
+        tmp = np.empty(half)
+
+        def dot(u: FloatArray, v: FloatArray) -> float:
+            np.multiply(u[:half], v[:half], out=lvl)
+            np.multiply(u[half : 2 * half], v[half : 2 * half], out=tmp)
+            np.add(lvl, tmp, out=lvl)
+            if d % 2:
+                lvl[half - 1] += u[2 * half] * v[2 * half]
+            return float(tree.run()[0])
+
+        upper_all = np.empty((m, npair))
         diff = np.empty((m, d))
         for r in range(m):  # loops over reputers and their pairs (M is small), not workers
             np.subtract(x[r][None, :], x, out=diff)  # x_r - x_p
             for i, (p_, q_) in enumerate(zip(iu, ju, strict=True)):
-                np.multiply(diff[p_], diff[q_], out=prods[i])
-            upper = fixed_sum(prods)
-            g[r, iu, ju] = upper
-            g[r, ju, iu] = upper
-        for i, (p_, q_) in enumerate(zip(iu, ju, strict=True)):
-            np.multiply(x[p_], x[q_], out=prods[i])
-        hu = fixed_sum(prods)
+                upper_all[r, i] = dot(diff[p_], diff[q_])
+        g[:, iu, ju] = upper_all
+        g[:, ju, iu] = upper_all
+        hu = np.array([dot(x[p_], x[q_]) for p_, q_ in zip(iu, ju, strict=True)])
     h[iu, ju] = hu
     h[ju, iu] = hu
     mm = m * m
