@@ -34,9 +34,9 @@ from alloranet.synthesis.regrets import (
 from alloranet.synthesis.rewards import (
     forecasting_utility,
     reputer_reward_fractions,
-    task_entropy,
+    task_entropies,
     task_split,
-    worker_reward_fractions,
+    worker_reward_fractions_batch,
 )
 from alloranet.synthesis.scores import (
     forecaster_scores,
@@ -481,25 +481,34 @@ def compute_rewards(
     the ``MaxSamplesToScaleScores`` most recent score records per task (this round first)."""
     if topic_reward < 0:
         raise SynthesisError("topic reward must be >= 0")
-    u_inf = worker_reward_fractions(
-        scores.inferer,
-        inferer_score_samples,
-        module.p_reward_inference,
-        module.c_reward_inference,
-        topic.epsilon,
-    )
-    u_fc = worker_reward_fractions(
-        scores.forecaster,
-        forecaster_score_samples,
-        module.p_reward_forecast,
-        module.c_reward_forecast,
+    u_inf, u_fc = worker_reward_fractions_batch(
+        [
+            (
+                scores.inferer,
+                inferer_score_samples,
+                module.p_reward_inference,
+                module.c_reward_inference,
+            ),
+            (
+                scores.forecaster,
+                forecaster_score_samples,
+                module.p_reward_forecast,
+                module.c_reward_forecast,
+            ),
+        ],
         topic.epsilon,
     )
     v_rep = reputer_reward_fractions(stakes, scores.reputer, module.p_reward_reputer)
     alpha, beta = module.task_reward_alpha, module.beta_entropy
-    e_inf = task_entropy(u_inf, _prev(scores.inferers, previous.inferer_smoothed), alpha, beta)
-    e_fc = task_entropy(u_fc, _prev(scores.forecasters, previous.forecaster_smoothed), alpha, beta)
-    e_rep = task_entropy(v_rep, _prev(scores.reputers, previous.reputer_smoothed), alpha, beta)
+    e_inf, e_fc, e_rep = task_entropies(
+        [
+            (u_inf, _prev(scores.inferers, previous.inferer_smoothed)),
+            (u_fc, _prev(scores.forecasters, previous.forecaster_smoothed)),
+            (v_rep, _prev(scores.reputers, previous.reputer_smoothed)),
+        ],
+        alpha,
+        beta,
+    )
     g = e_fc.entropy if len(scores.inferers) > 1 and len(scores.forecasters) > 0 else 0.0
     util = forecasting_utility(
         losses.values.naive, losses.values.combined, scores.inferer, previous.score_ratio, alpha

@@ -182,3 +182,76 @@ def split_reputer_reward(reward: int, own_stake: int, delegated_stake: int) -> t
 def payouts(fractions: FloatArray, total: float) -> tuple[int, ...]:
     """Per-participant integer payouts: truncate(fraction * total) each (dust stays)."""
     return tuple(to_base_units(max(0.0, float(f) * total)) for f in fractions)
+
+
+def worker_reward_fractions_batch(
+    tasks: list[tuple[FloatArray, FloatArray, float, float]], epsilon: float
+) -> list[FloatArray]:
+    """:func:`worker_reward_fractions` of several tasks (scores, score samples, p, c) with
+    one exp and one log1p over all of them (element-wise kernels: the same bits; one call
+    instead of one per task matters at small sizes)."""
+    out: list[FloatArray | None] = []
+    args: list[FloatArray] = []
+    for scores, samples, p, c in tasks:
+        n = scores.size
+        if n == 0:
+            out.append(np.zeros(0))
+            continue
+        sigma = sample_std(samples) if samples.size >= 2 else 0.0
+        if sigma < epsilon:
+            out.append(np.full(n, 1.0 / n))
+            continue
+        x = np.asarray(scores / (sigma + epsilon), dtype=np.float64)
+        args.append(p * (x - c))  # phi's argument, as weights.phi forms it
+        out.append(None)
+    if args:
+        mapped_all = detmath.log1p(detmath.exp(np.concatenate(args)))
+        pos = 0
+        for i, o in enumerate(out):
+            if o is None:
+                n = tasks[i][0].size
+                mapped = mapped_all[pos : pos + n]
+                pos += n
+                out[i] = np.asarray(mapped / fixed_sum_scalar(mapped), dtype=np.float64)
+    return [o for o in out if o is not None]
+
+
+def task_entropies(
+    tasks: list[tuple[FloatArray, FloatArray | None]], alpha: float, beta: float
+) -> list[Entropy]:
+    """:func:`task_entropy` of several tasks (fractions, previous smoothed) with one log over
+    all of them (element-wise: the same bits)."""
+    out: list[Entropy | None] = []
+    pending: list[tuple[int, FloatArray, float]] = []
+    for fractions, previous_smoothed in tasks:
+        n = fractions.size
+        if n == 0:
+            out.append(Entropy(0.0, np.zeros(0)))
+            continue
+        prev = (
+            fractions
+            if previous_smoothed is None
+            else np.where(np.isnan(previous_smoothed), fractions, previous_smoothed)
+        )
+        smooth = ema(alpha, fractions, prev)
+        total = fixed_sum_scalar(smooth)
+        norm = smooth / total
+        if n == 1:
+            out.append(Entropy(SINGLE_PARTICIPANT_ENTROPY, norm))
+            continue
+        n_eff = 1.0 / fixed_sum_scalar(norm * norm)
+        pending.append((len(out), norm, n_eff))
+        out.append(None)
+    if pending:
+        logs_all = detmath.log(
+            np.concatenate([np.where(norm > 0.0, norm, 1.0) for _, norm, _ in pending])
+        )
+        pos = 0
+        for i, norm, n_eff in pending:
+            n = norm.size
+            logs = logs_all[pos : pos + n]
+            pos += n
+            h = -fixed_sum_scalar(np.where(norm > 0.0, norm * logs, 0.0))
+            h = h * detmath.power_scalar(n_eff / n, beta)
+            out[i] = Entropy(float(h), np.asarray(norm, dtype=np.float64))
+    return [e for e in out if e is not None]

@@ -101,6 +101,21 @@ def _tree_sum_last_axis(arr: FloatArray, n: int) -> FloatArray:
     return np.array(buf[..., 0], dtype=np.float64)
 
 
+#: 1-D sums up to this length run on Python floats (IEEE binary64 adds, the same bits),
+#: cheaper than a numpy call per tree level.
+_PY_TREE_MAX = 64
+
+
+def _py_tree(v: list[float], n: int) -> float:
+    """The tree of the module docstring on a list of Python floats."""
+    for h, odd in _tree_plan(n):
+        last = v[2 * h] if odd else 0.0
+        v = [v[i] + v[i + h] for i in range(h)]
+        if odd:
+            v[h - 1] = v[h - 1] + last
+    return v[0]
+
+
 def fixed_sum(values: npt.ArrayLike, axis: int = -1) -> FloatArray:
     """Sum along ``axis`` in the explicit pairwise order of the module docstring.
 
@@ -116,6 +131,8 @@ def fixed_sum(values: npt.ArrayLike, axis: int = -1) -> FloatArray:
     if n == 1:
         return np.array(arr[..., 0], dtype=np.float64)
     if arr.ndim == 1:
+        if n <= _PY_TREE_MAX:
+            return np.array(_py_tree(arr.tolist(), n), dtype=np.float64)
         flat = arr.copy()
         return np.array(tree_sum_columns(flat, n, 1)[0], dtype=np.float64)
     if n >= 256:
@@ -128,7 +145,11 @@ def fixed_sum(values: npt.ArrayLike, axis: int = -1) -> FloatArray:
 
 def fixed_sum_scalar(values: npt.ArrayLike) -> float:
     """:func:`fixed_sum` of a 1-D sequence, as a Python float."""
-    return float(fixed_sum(np.asarray(values, dtype=np.float64).ravel()))
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    n = arr.size
+    if 0 < n <= _PY_TREE_MAX:
+        return _py_tree(arr.tolist(), n)
+    return float(fixed_sum(arr))
 
 
 def masked_sample_std(values: FloatArray, mask: BoolArray) -> FloatArray:

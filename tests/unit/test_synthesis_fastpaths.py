@@ -407,3 +407,26 @@ def test_loss_matrix_equals_per_family_means() -> None:
             want = stake_weighted_mean(getattr(r, name), r.stakes)
             assert getattr(got, name).tobytes() == want.tobytes(), (name, frac)
         assert got.combined == float(stake_weighted_mean(r.combined, r.stakes))
+
+
+def test_batched_reward_kernels_equal_single_task_ones() -> None:
+    from alloranet.synthesis import rewards as rw
+
+    rng = np.random.default_rng(31)
+    for sizes in ((7, 3, 5), (0, 1, 4), (12, 0, 1), (2, 2, 2)):
+        tasks = [rng.normal(0.0, 1.0, n) for n in sizes]
+        flat = [rng.normal(0.0, 0.001 if i == 1 else 1.0, n + 3) for i, n in enumerate(sizes)]
+        params = [(1.0, 0.75), (3.0, 0.75), (2.2, 0.1)]
+        got = rw.worker_reward_fractions_batch(
+            [(t, smp, p, c) for t, smp, (p, c) in zip(tasks, flat, params, strict=True)], 0.01
+        )
+        for g, t, smp, (p, c) in zip(got, tasks, flat, params, strict=True):
+            want = rw.worker_reward_fractions(t, smp, p, c, 0.01)
+            assert g.tobytes() == want.tobytes(), sizes
+        fracs = [np.abs(t) / max(float(np.abs(t).sum()), 1.0) for t in tasks]
+        prevs = [None, rng.uniform(0.0, 1.0, sizes[1]), np.full(sizes[2], np.nan)]
+        ents = rw.task_entropies(list(zip(fracs, prevs, strict=True)), 0.1, 0.25)
+        for e, f, pv in zip(ents, fracs, prevs, strict=True):
+            want_e = rw.task_entropy(f, pv, 0.1, 0.25)
+            assert struct.pack("<d", e.entropy) == struct.pack("<d", want_e.entropy), sizes
+            assert e.smoothed.tobytes() == want_e.smoothed.tobytes()
