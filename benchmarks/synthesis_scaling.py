@@ -14,8 +14,10 @@ recommend for a node; both sets of figures are printed, the default ones under t
 keys.
 
 Usage: python benchmarks/synthesis_scaling.py [--quick]
-Last line: JSON with ms_32x6, ms_256x32, ms_1000x100, ms_4000x200, growth_exponent (default
-allocator) and the same figures with a ``_tuned_malloc`` suffix.
+Last line: JSON with ms_* (wall) and cpu_ms_* (process CPU) per size, growth_exponent, and
+ratio_*_to_target (CPU ms / target ms; the issue's targets are < 2 ms at 32 x 6 and < 100 ms
+at 1000 x 100), for the default allocator, and the same figures with a ``_tuned_malloc``
+suffix.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def main() -> None:
     cpu_results: dict[tuple[int, int], float] = {}
     print(
         f"{'inferers':>9} {'forecasters':>11} {'ms/epoch':>10} {'cpu ms':>8} {'us/pair':>9} "
-        f"{'target ms':>10} {'ratio':>7}"
+        f"{'target ms':>10} {'cpu/target':>10}"
     )
     for n, k in sizes:
         repeats = 3 if args.quick else (20 if n <= 256 else 5 if n <= 1000 else 2)
@@ -74,9 +76,10 @@ def main() -> None:
         results[(n, k)] = ms
         cpu_results[(n, k)] = cpu_ms
         target = TARGET_MS.get((n, k))
-        ratio = f"{ms / target:7.2f}" if target else "      -"
+        ratio = f"{cpu_ms / target:7.2f}" if target else "      -"
         tgt = f"{target:10.1f}" if target else "         -"
-        print(f"{n:>9} {k:>11} {ms:10.2f} {cpu_ms:8.2f} {ms * 1000.0 / (n * k):9.3f} {tgt} {ratio}")
+        per_pair = ms * 1000.0 / (n * k)
+        print(f"{n:>9} {k:>11} {ms:10.2f} {cpu_ms:8.2f} {per_pair:9.3f} {tgt} {ratio:>10}")
     # growth exponent: least-squares slope of log(time) against log(inferers)
     xs = [math.log(n) for n, _ in results]
     ys = [math.log(v) for v in results.values()]
@@ -90,16 +93,23 @@ def main() -> None:
         v = results.get((n, k))
         return None if v is None else round(v, 3)
 
+    def get_cpu(n: int, k: int) -> float | None:
+        v = cpu_results.get((n, k))
+        return None if v is None else round(v, 3)
+
+    # The targets are judged on CPU time: the machine is shared and wall time includes waiting.
     figures: dict[str, float | None] = {
         "ms_32x6": get(32, 6),
         "ms_256x32": get(256, 32),
         "ms_1000x100": get(1000, 100),
         "ms_4000x200": get(4000, 200),
         "growth_exponent": round(slope, 3),
-        "cpu_ms_32x6": round(cpu_results[(32, 6)], 3),
-        "cpu_ms_1000x100": round(cpu_results[(1000, 100)], 3),
-        "ratio_32x6_to_target": round(results[(32, 6)] / 2.0, 3),
-        "ratio_1000x100_to_target": round(results[(1000, 100)] / 100.0, 3),
+        "cpu_ms_32x6": get_cpu(32, 6),
+        "cpu_ms_256x32": get_cpu(256, 32),
+        "cpu_ms_1000x100": get_cpu(1000, 100),
+        "cpu_ms_4000x200": get_cpu(4000, 200),
+        "ratio_32x6_to_target": round(cpu_results[(32, 6)] / 2.0, 3),
+        "ratio_1000x100_to_target": round(cpu_results[(1000, 100)] / 100.0, 3),
     }
     if not args.no_child:
         cmd = [sys.executable, __file__, "--no-child"] + (["--quick"] if args.quick else [])
