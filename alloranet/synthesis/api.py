@@ -56,7 +56,7 @@ def _sorted(addresses: Addresses, what: str) -> None:
 
 
 def _floats(arr: FloatArray) -> tuple[float, ...]:
-    return tuple(float(v) for v in np.asarray(arr, dtype=np.float64).ravel())
+    return tuple(np.asarray(arr, dtype=np.float64).ravel().tolist())
 
 
 def _wire_array(arr: FloatArray) -> tuple[tuple[float, ...], bytes]:
