@@ -3,6 +3,9 @@
 Every function works on a batch of pools at once: row b of ``regrets`` is one pool, ``mask``
 says which entries belong to it. Batching is what makes the one-out and one-in networks (N and K
 pools of size N + K) cost a few matrix passes instead of a Python loop per worker.
+
+These are the reference definitions; the epoch itself runs :func:`.pools.average_pools`,
+which computes the same bits in cache-sized blocks (tests compare the two).
 """
 
 from __future__ import annotations
