@@ -21,6 +21,7 @@ which is what dominates at small sizes).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -79,6 +80,26 @@ class _Scratch:
 
     def view_mask(self, buf: BoolArray, b: int) -> BoolArray:
         return buf[: self.width * b].reshape(self.width, b)
+
+
+_LOCAL = threading.local()
+
+
+def _scratch(rows: int, width: int) -> _Scratch:
+    """This thread's scratch buffers for (rows, width), kept between calls: blocks of half a
+    MiB would otherwise be mmapped, faulted in and unmapped again on every call by glibc's
+    default allocator (thousands of page faults per epoch at 1,000 workers). Every buffer is
+    fully written before it is read, so reuse cannot change a result."""
+    cache: dict[tuple[int, int], _Scratch] | None = getattr(_LOCAL, "cache", None)
+    if cache is None:
+        cache = _LOCAL.cache = {}
+    key = (rows, width)
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= 8:  # a handful of shapes per epoch; bound the memory kept
+            cache.clear()
+        found = cache[key] = _Scratch(rows, width)
+    return found
 
 
 def _fill(
@@ -185,7 +206,7 @@ def average_pools(
     if rows == 0:
         return out, dens, kept
     step = max(1, min(rows, BLOCK_ELEMENTS // max(width, 1)))
-    s = _Scratch(step, width)
+    s = _scratch(step, width)
     cap = c + 6.75 / p
     anchor = c - 8.25 / p
     cutoff = c - 17.25 / p

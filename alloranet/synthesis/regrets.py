@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import threading
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -266,6 +267,31 @@ def compute_initial_regret(
 _BLOCK_ELEMENTS = 65536
 
 
+_LOCAL = threading.local()
+
+
+def _family_scratch(
+    rows: int, cols: int
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, BoolArray]:
+    """This thread's block buffers for :func:`_update_family`, kept between calls (see
+    ``pools._scratch``: avoids an mmap, page faults and munmap per family per epoch). Every
+    element of a block is written before it is read."""
+    cache: dict[tuple[int, int], tuple[FloatArray, ...]] | None = getattr(_LOCAL, "cache", None)
+    if cache is None:
+        cache = _LOCAL.cache = {}
+    key = (rows, cols)
+    bufs = cache.get(key)
+    if bufs is None:
+        if len(cache) >= 8:
+            cache.clear()
+        bufs = cache[key] = (
+            *(np.empty((rows, cols)) for _ in range(4)),
+            np.empty((rows, cols), bool),
+        )
+    prev, cur, t, u, eq = bufs
+    return prev, cur, t, u, eq.astype(bool, copy=False)
+
+
 def _update_family(
     raw: FloatArray, ref: FloatArray, worker: FloatArray, initial: float, alpha: float
 ) -> FloatArray:
@@ -278,8 +304,7 @@ def _update_family(
         return out
     step = max(1, _BLOCK_ELEMENTS // max(cols, 1))
     b0 = min(step, rows)
-    prev, cur, t, u = (np.empty((b0, cols)) for _ in range(4))
-    eq = np.empty((b0, cols), dtype=bool)
+    prev, cur, t, u, eq = _family_scratch(b0, cols)
     beta = 1.0 - alpha
     with np.errstate(invalid="ignore"):
         for r0 in range(0, rows, step):
