@@ -160,47 +160,11 @@ class FaultController:
         return out
 
 
-def patch_pubsub_teardown() -> None:
-    """Work around a py-libp2p race that kills the p2p thread when a peer is blocked.
-
-    ``Pubsub.add_to_blacklist`` schedules ``_teardown_if_connected``, which awaits
-    ``stream.reset()`` and then does ``del self.peers[peer_id]``; while it waits, the closing
-    connection's own dead-peer handler removes the entry, so the ``del`` raises KeyError and
-    the task's error tears down the whole trio nursery (observed on every partition of a
-    4-node network). Removing the entry *before* the await makes the two paths idempotent.
-    Applied in test mode only; the p2p layer should carry the real fix (see the chaos report).
-    """
-    from libp2p.pubsub.pubsub import Pubsub
-
-    if getattr(Pubsub, "_alloranet_safe_teardown", False):
-        return
-
-    async def _teardown_if_connected(self: Any, peer_id: Any) -> None:
-        stream = self.peers.get(peer_id)
-        if stream is None:
-            self._forget_all_subscriptions(peer_id)
-            return
-        # The library's full dead-peer clean-up: drop the peer, close its outbound queue and
-        # take it out of the router's mesh. Only popping ``peers`` (as the original does)
-        # leaves the blocked peer in the gossipsub mesh with a live queue, and publishing
-        # among the *remaining* peers stalled (observed: a 3-of-4 majority stopped
-        # committing for the whole partition).
-        self._handle_dead_peer(peer_id)
-        try:
-            await stream.reset()
-        except Exception:  # the stream may already be gone: exactly the race fixed here
-            log.debug("pubsub stream reset failed for %s", peer_id)
-
-    Pubsub._teardown_if_connected = _teardown_if_connected  # type: ignore[method-assign]
-    Pubsub._alloranet_safe_teardown = True  # type: ignore[attr-defined]
-
-
 def install(node: Node) -> None:
     """Mount the admin routes on the node's API server (before it starts) in test mode."""
     if not _mode.enabled or node.api is None:
         return
     from alloranet.rpc.admin import mount_admin
 
-    patch_pubsub_teardown()
     mount_admin(node.api, FaultController(node))
     log.warning("test mode: admin routes enabled under /v1/admin (never use in production)")

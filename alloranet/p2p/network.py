@@ -54,7 +54,7 @@ from alloranet.p2p.errors import (
     RemoteError,
     RequestTimeoutError,
 )
-from alloranet.p2p.guard import install_pubsub_guard
+from alloranet.p2p.guard import install_pubsub_guard, patch_pubsub_teardown
 from alloranet.p2p.types import Inbound, Validator, Verdict
 
 log = logging.getLogger(__name__)
@@ -158,6 +158,7 @@ class Network:
     # --- lifecycle -----------------------------------------------------------------------
     async def run(self, on_ready: Callable[[str, list[str]], None]) -> None:
         install_pubsub_guard()
+        patch_pubsub_teardown()
         cfg = self.config
         maddrs = [Multiaddr(a) for a in cfg.listen_addrs]
         noise_key = create_x25519_key_pair()
