@@ -29,6 +29,7 @@ from typing import Any, Final
 
 from alloranet.chain import actors, bank, epochs, staking, topics
 from alloranet.chain.block import (
+    MAX_EVIDENCE,
     Block,
     Header,
     compute_evidence_hash,
@@ -407,6 +408,49 @@ def execute_block(
         events=tuple(events),
         validator_updates=updates,
     )
+
+
+def select_evidence(
+    state: AppState,
+    *,
+    time_ms: int,
+    proposer: bytes,
+    candidates: Iterable[DuplicateVoteEvidence],
+) -> tuple[tuple[DuplicateVoteEvidence, ...], tuple[DuplicateVoteEvidence, ...]]:
+    """Split pending evidence into what the next block may carry and what is dead for good.
+
+    Why: one invalid piece makes the whole block invalid, so the proposer (before
+    :func:`build_block`, which includes exactly what it is given) trial-applies each
+    candidate in order on a scratch ledger (the same rules ``validate_block`` runs) and keeps
+    only those that pass — a second piece against an already-slashed validator, evidence too old
+    or from an unknown validator is dropped. Evidence from the next height or later is neither:
+    it becomes includable once that height is in the past, so it is in neither tuple.
+    """
+    ledger = _ledger(state)
+    height = ledger.height + 1
+    ctx = BlockContext(
+        chain_id=ledger.chain_id,
+        height=height,
+        time_ms=time_ms,
+        proposer=proposer,
+        emissions=ledger.emissions_params(),
+        staking=ledger.staking_params(),
+    )
+    scratch = Ledger(Overlay(state))
+    included: list[DuplicateVoteEvidence] = []
+    rejected: list[DuplicateVoteEvidence] = []
+    for evidence in candidates:
+        if evidence.height >= height:
+            continue
+        if len(included) >= MAX_EVIDENCE:
+            break
+        try:
+            staking.process_evidence(scratch, ctx, evidence)
+        except AlloraError:
+            rejected.append(evidence)
+            continue
+        included.append(evidence)
+    return tuple(included), tuple(rejected)
 
 
 def build_block(

@@ -108,12 +108,20 @@ class ChainApp:
         previous_time: int = ledger_of(self.state).get_meta("time", 0)
         time_ms = max(int(time.time() * 1000), previous_time + 1)
         assert self.my_key is not None
+        # Only evidence the chain accepts goes in (one bad piece would sink the block);
+        # evidence it refuses for good (already punished, too old) leaves the pool.
+        pending = [self._evidence[key] for key in sorted(self._evidence)]
+        included, dead = chain.select_evidence(
+            self.state, time_ms=time_ms, proposer=self.my_key, candidates=pending
+        )
+        for ev in dead:
+            self._evidence.pop(self._evidence_key(ev), None)
         block = chain.build_block(
             self.state,
             time_ms=time_ms,
             proposer=self.my_key,
             txs=txs,
-            evidence=tuple(self._evidence.values())[:16],
+            evidence=included,
             last_commit=self.last_commit,
         )
         return block.to_bytes()

@@ -8,6 +8,7 @@ import pytest
 from alloranet.chain.app import (
     get_balance,
     get_validator_set,
+    select_evidence,
     validate_block,
     validate_invariants,
 )
@@ -280,3 +281,26 @@ def test_evidence_requires_membership_at_the_infraction_height() -> None:
     with pytest.raises(BlockError, match="not a validator at height 2"):
         validate_block(chain.state, chain.build(evidence=[equivocation(2)]))
     validate_block(chain.state, chain.build(evidence=[equivocation(3)]))
+
+
+def test_proposer_selects_only_includable_evidence() -> None:
+    chain = TestChain.create(validators=("val0", "val1", "val2", "val3"))
+    chain.advance_to(3)
+    first, second = _evidence(chain, "val1", 1), _evidence(chain, "val1", 2)
+    future = _evidence(chain, "val2", 4)  # height 4 is not yet in the past at block 4
+    included, dead = select_evidence(
+        chain.state, time_ms=chain.time_ms + 1000, proposer=chain.proposer,
+        candidates=[first, second, future],
+    )  # fmt: skip
+    # two pieces against one validator: only the first can be punished; future waits
+    assert included == (first,)
+    assert dead == (second,)
+    validate_block(chain.state, chain.build(evidence=included))
+    with pytest.raises(BlockError, match="already punished"):
+        validate_block(chain.state, chain.build(evidence=[first, second]))
+    chain.block(evidence=included)
+    included, dead = select_evidence(
+        chain.state, time_ms=chain.time_ms + 1000, proposer=chain.proposer,
+        candidates=[second, future],
+    )  # fmt: skip
+    assert included == (future,) and dead == (second,)
