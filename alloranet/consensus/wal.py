@@ -1,6 +1,9 @@
 """The consensus write-ahead log: every input, framed with length and CRC, before it counts.
 
-Record frame: 4-byte big-endian length, 4-byte CRC-32 of the payload, payload (spec 1.9).
+Record frame: 4-byte big-endian CRC-32C (Castagnoli) of the payload, 4-byte big-endian length,
+payload — CometBFT's framing (spec 1.9). CRC-32C rather than zlib's CRC-32: it is the checksum the
+spec and CometBFT use, and its polynomial detects more error patterns in the record sizes we write;
+``google-crc32c`` computes it in C (≈ 0.4 µs for a 300-byte vote).
 On load, a frame that runs past the end of the file or fails its CRC at the end is a torn tail:
 it is cut off, never trusted. A bad frame followed by more data is corruption in the middle and
 raises :class:`WALCorruptError` (the operator decides; ``repair=True`` cuts there instead).
@@ -12,8 +15,9 @@ heights after the application's last committed height back through the core.
 from __future__ import annotations
 
 import struct
-import zlib
 from typing import Any, Final
+
+import google_crc32c
 
 from alloranet.codec import decode, encode, expect_bool, expect_int, expect_tuple
 from alloranet.consensus.core import (
@@ -92,7 +96,7 @@ def decode_record(payload: bytes) -> tuple[int, Event | None]:
 def frame(payload: bytes) -> bytes:
     if len(payload) > MAX_RECORD_SIZE:
         raise ValueError(f"WAL record of {len(payload)} bytes exceeds {MAX_RECORD_SIZE}")
-    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    return _HEADER.pack(google_crc32c.value(payload), len(payload)) + payload
 
 
 def compute_records(data: bytes, repair: bool = False) -> tuple[list[bytes], int]:
@@ -103,12 +107,12 @@ def compute_records(data: bytes, repair: bool = False) -> tuple[list[bytes], int
     while pos < n:
         if n - pos < _HEADER.size:
             break  # torn header
-        length, crc = _HEADER.unpack_from(data, pos)
+        crc, length = _HEADER.unpack_from(data, pos)
         end = pos + _HEADER.size + length
         if length > MAX_RECORD_SIZE or end > n:
             break  # torn or garbage length at the tail
         payload = data[pos + _HEADER.size : end]
-        if zlib.crc32(payload) != crc:
+        if google_crc32c.value(payload) != crc:
             if end < n and not repair:
                 raise WALCorruptError(f"WAL record at byte {pos} fails its checksum")
             break

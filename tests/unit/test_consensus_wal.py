@@ -36,6 +36,17 @@ def test_round_trip_on_real_files(tmp_path: Path) -> None:
     assert decode_record(events()[-1]) == (3, ValueEvent(3, 5, b"x" * 300))
 
 
+def test_frame_is_crc32c_then_length_then_payload() -> None:
+    """The CRC-32C check value of b"123456789" is 0xE3069283 (zlib's CRC-32 gives 0xCBF43926)."""
+    data = frame(b"123456789")
+    assert data[:4] == bytes.fromhex("e3069283")
+    assert data[4:8] == (9).to_bytes(4, "big")
+    assert data[8:] == b"123456789"
+    assert compute_records(data) == ([b"123456789"], len(data))
+    flipped = data[:-1] + bytes([data[-1] ^ 1])
+    assert compute_records(flipped) == ([], 0)  # a bad CRC at the tail is a torn record
+
+
 def test_every_torn_tail_is_cut_and_never_trusted(tmp_path: Path) -> None:
     data = b"".join(frame(e) for e in events())
     last_start = len(data) - len(frame(events()[-1]))
