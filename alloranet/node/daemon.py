@@ -535,6 +535,9 @@ class Node:
                     out.append({"nonce": entry["nonce"], "height": entry["close_height"], **payout})
         return out
 
+    def validators(self) -> list[dict[str, Any]]:
+        return queries.validators_view(self._state())
+
     def submit_tx(self, tx: bytes) -> dict[str, Any]:
         assert self.mempool is not None and self.batcher is not None
         try:

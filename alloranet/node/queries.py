@@ -49,8 +49,33 @@ def block_view(block: Block, block_id: bytes | None = None) -> dict[str, Any]:
         "num_txs": len(block.txs),
         "txs": [sha256(tx).hex() for tx in block.txs],
         "evidence": len(block.evidence),
+        "evidence_items": _evidence_items(block.evidence),
         "last_commit_signers": _commit_signers(block.last_commit),
     }
+
+
+def _evidence_items(wires: Any) -> list[dict[str, Any]]:
+    """Who each committed piece of double-sign evidence accuses, and for which vote.
+
+    Why in the public block view: that a double signer was caught is a fact of the chain,
+    readable by any client (the chaos checks rest on it), not an admin-only detail."""
+    from alloranet.chain.evidence import DuplicateVoteEvidence
+
+    out = []
+    for wire in wires:
+        try:
+            ev = DuplicateVoteEvidence.from_wire(wire)
+        except Exception:
+            continue
+        out.append(
+            {
+                "address": address_from_public_key(ev.pubkey),
+                "vote_type": ev.vote_type,
+                "height": ev.height,
+                "round": ev.round,
+            }
+        )
+    return out
 
 
 def _commit_signers(data: bytes) -> list[str]:
@@ -64,6 +89,30 @@ def _commit_signers(data: bytes) -> list[str]:
     except Exception:
         return []
     return sorted(address_from_public_key(s.validator) for s in commit.signatures)
+
+
+def validators_view(state: AppState) -> list[dict[str, Any]]:
+    """Every validator record with its voting power in the set that signs the next block
+    (0 when jailed, unbonded or outside the set): what an operator checks after slashing."""
+    ledger = ledger_of(state)
+    power = dict(chain.get_validator_set(state))
+    out = []
+    for pubkey in ledger.validator_pubkeys():
+        record = ledger.get_validator(pubkey)
+        if record is None:
+            continue
+        out.append(
+            {
+                "address": address_from_public_key(pubkey),
+                "public_key": pubkey.hex(),
+                "operator": record.operator,
+                "power": power.get(pubkey, 0),
+                "tokens": str(record.tokens),
+                "jailed": record.jailed,
+                "tombstoned": record.tombstoned,
+            }
+        )
+    return sorted(out, key=lambda v: v["address"])
 
 
 def _addresses(ledger: Ledger, prefix: bytes) -> list[str]:

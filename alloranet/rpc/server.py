@@ -154,6 +154,10 @@ async def rewards(request: web.Request) -> web.Response:
     return web.json_response({"rewards": items})
 
 
+async def validators(request: web.Request) -> web.Response:
+    return web.json_response({"validators": _node(request).validators()})
+
+
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=_node(request).metrics(), content_type="text/plain", charset="utf-8")
 
@@ -172,6 +176,7 @@ def build_app(node: NodeApi, max_body_bytes: int = 1 << 20) -> web.Application:
     app.router.add_get("/v1/topics/{id}/network-inference/history", network_inference_history)
     app.router.add_get("/v1/topics/{id}/rewards", rewards)
     app.router.add_get("/emissions/v1/latest_network_inferences/{id}", network_inference)
+    app.router.add_get("/v1/validators", validators)
     app.router.add_get("/metrics", metrics)
     return app
 

@@ -239,3 +239,47 @@ def test_test_mode_is_off_by_default_and_signer_untouched() -> None:
     assert not faults.is_test_mode()  # nothing in the test process switched it on
     signer = object()
     assert faults.wrap_signer(signer, object()) is signer  # type: ignore[arg-type]
+
+
+def test_public_validators_view_and_block_evidence_items() -> None:
+    """``GET /v1/validators`` and the block view's evidence items: the chaos checks read
+    slashing and committed evidence through these public views."""
+    from dataclasses import replace
+
+    from alloranet.chain.evidence import DuplicateVoteEvidence
+    from alloranet.chain.genesis import build_genesis_state
+    from alloranet.chain.kv import Overlay
+    from alloranet.chain.ledger import Ledger
+    from alloranet.crypto import PrivateKey
+    from alloranet.node import queries
+    from alloranet.node.chainlink import compute_chain_genesis
+    from alloranet.node.genesis import GenesisSpec, GenesisValidator
+    from alloranet.types import UALLO_PER_ALLO
+
+    keys = [PrivateKey.from_label(f"views/{i}") for i in range(2)]
+    spec = GenesisSpec(
+        "views",
+        0,
+        tuple(
+            GenesisValidator(k.public_key, (i + 1) * 1000 * UALLO_PER_ALLO, f"v{i}")
+            for i, k in enumerate(keys)
+        ),
+    )
+    state = build_genesis_state(compute_chain_genesis(spec))
+    overlay = Overlay(state)
+    ledger = Ledger(overlay)
+    record = ledger.get_validator(keys[1].public_key)
+    assert record is not None
+    ledger.set_validator(replace(record, jailed=True, tombstoned=True))
+    state = state.apply(overlay.changes())
+    views = {v["address"]: v for v in queries.validators_view(state)}
+    assert set(views) == {k.address for k in keys}
+    first, second = views[keys[0].address], views[keys[1].address]
+    assert second["power"] == 2 * first["power"] > 0  # the set signing the next block
+    assert int(second["tokens"]) == 2 * int(first["tokens"])
+    assert (first["jailed"], first["tombstoned"]) == (False, False)
+    assert (second["jailed"], second["tombstoned"]) == (True, True)
+
+    ev = DuplicateVoteEvidence(keys[0].public_key, 1, 5, 0, b"", b"s" * 64, b"b" * 32, b"t" * 64)
+    items = queries._evidence_items([ev.to_wire(), ("garbage",)])
+    assert items == [{"address": keys[0].address, "vote_type": 1, "height": 5, "round": 0}]

@@ -56,6 +56,9 @@ class FakeNode:
         self.submitted.append(tx)
         return {"hash": "ab"}
 
+    def validators(self) -> list[dict[str, Any]]:
+        return [{"address": "allo1v", "power": 10, "jailed": False}]
+
     def metrics(self) -> bytes:
         return b"alloranet_height 7\n"
 
@@ -80,6 +83,8 @@ async def test_routes_and_aliases() -> None:
         assert len(hist["network_inferences"]) == 3
         rewards = await (await client.get("/v1/topics/1/rewards?nonce=5&actor=allo1x")).json()
         assert rewards == {"rewards": [{"actor": "allo1x", "nonce": 5}]}
+        vals = await (await client.get("/v1/validators")).json()
+        assert vals == {"validators": [{"address": "allo1v", "power": 10, "jailed": False}]}
         metrics = await client.get("/metrics")
         assert metrics.status == 200 and "alloranet_height" in await metrics.text()
         assert (await client.post("/v1/txs", json={"tx": "0102"})).status == 202
