@@ -68,6 +68,13 @@ from alloranet.errors import AlloraError, DecodeError
 #: Compact the WAL at a height boundary once it is bigger than this.
 WAL_COMPACT_BYTES = 1 << 20
 
+#: How many stored decisions one peer may draw from us per rebroadcast tick. A decision carries a
+#: whole block while the message that triggers it can be a 100-byte vote, so answering every
+#: stale message would let one peer amplify its bandwidth many times over; a lagging honest peer
+#: needs one decision per height and asks again on the next tick (heights far behind go through
+#: block sync instead).
+HELP_PER_PEER_PER_TICK = 2
+
 
 class Application(Protocol):
     """What consensus needs from the chain (node.py fills it in from chain + state)."""
@@ -150,6 +157,8 @@ class Replica:
         self._replaying = False
         self._pending = _Pending()
         self._asked: set[str] = set()
+        #: (peer, height) decisions sent since the last rebroadcast tick
+        self._helped: set[tuple[str, int]] = set()
         self.refusals = 0  # signer-guard refusals (a replay that did not match)
         self.step_seconds = 0.0  # CPU time inside core.step (benchmarks)
 
@@ -254,6 +263,12 @@ class Replica:
             self._apply(ProposalEvent(msg, valid))
 
     def _help_lagging_peer(self, height: int, peer: str) -> None:
+        """Send a lagging peer our stored decision for ``height``, rate-limited per peer."""
+        if (peer, height) in self._helped:
+            return
+        if sum(1 for p, _ in self._helped if p == peer) >= HELP_PER_PEER_PER_TICK:
+            return
+        self._helped.add((peer, height))
         decision = self.app.get_decision(height)
         if decision is not None:
             self.outbox.send(peer, encode_message(decision))
@@ -380,5 +395,6 @@ class Replica:
     def rebroadcast(self) -> None:
         """Re-send our messages of this height: links may drop, the paper assumes they don't."""
         self._asked.clear()
+        self._helped.clear()
         for data in self.own_messages:
             self.outbox.broadcast(data)
