@@ -7,6 +7,8 @@ one perturbation per reputer) as one (M + 1, M) batch, so an iteration is a few 
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,12 +17,45 @@ import numpy.typing as npt
 
 from alloranet.synthesis.ema import ema
 from alloranet.synthesis.losses import LossReports
-from alloranet.synthesis.stats import TreeBuffer, fixed_sum
+from alloranet.synthesis.stats import TreeBuffer, fixed_sum, tree_sum_columns
 
 #: Above this many Gram products the tensors are built reputer by reputer (bounded memory).
 _GRAM_AT_ONCE = 1 << 18
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+_LOCAL = threading.local()
+
+
+@functools.lru_cache(maxsize=32)
+def _upper_pairs(m: int) -> tuple[IntArray, IntArray]:
+    """``np.triu_indices(m)`` (row-major pairs p <= q), cached read-only: it costs more than
+    the rest of a small Gram build."""
+    iu, ju = np.triu_indices(m)
+    iu.flags.writeable = False
+    ju.flags.writeable = False
+    return iu, ju
+
+
+def _gram_scratch(m: int, d: int) -> tuple[FloatArray, FloatArray]:
+    """This thread's (D, M, M) difference and (D * (M + 1) * pairs) product buffers, kept
+    between calls: at 32 x 6 the products are ~165 KiB, which glibc's default allocator
+    mmaps and unmaps on every call (~90 page faults per epoch, more than the arithmetic).
+    Every element is written before it is read, so reuse cannot change a result."""
+    cache: dict[tuple[int, int], tuple[FloatArray, FloatArray]] | None = getattr(
+        _LOCAL, "gram", None
+    )
+    if cache is None:
+        cache = _LOCAL.gram = {}
+    key = (m, d)
+    found = cache.get(key)
+    if found is None:
+        if len(cache) >= 4:
+            cache.clear()
+        npair = m * (m + 1) // 2
+        found = cache[key] = (np.empty((d, m, m)), np.empty(max(d, 1) * (m + 1) * npair))
+    return found
 
 
 def inferer_scores(losses_oneout_inferer: FloatArray, combined_loss: float) -> FloatArray:
@@ -118,18 +153,28 @@ def _gram_scorer(
     every iteration costs O(M^3) instead of O(M D). The differences are formed before the
     products, so near-agreeing reputers lose no precision to cancellation."""
     m = x.shape[0]
-    iu, ju = np.triu_indices(m)  # the Gram tensors are symmetric in (p, q)
+    iu, ju = _upper_pairs(m)  # the Gram tensors are symmetric in (p, q)
     npair = iu.size
     d = x.shape[1]
     g = np.empty((m, m, m))
     h = np.empty((m, m))
     if d < 2 or (m + 1) * npair * d <= _GRAM_AT_ONCE:
-        # small reports: every product at once, one batch of row sums
-        diffs = x[:, None, :] - x[None, :, :]  # (r, p, D): x_r - x_p
-        prods = np.concatenate(
-            [(diffs[:, iu, :] * diffs[:, ju, :]).reshape(m * npair, d), x[iu] * x[ju]]
-        )
-        sums = fixed_sum(prods)
+        # small reports: every product at once into reused entry-major buffers, column
+        # r * pairs + i = (x_r - x_p).(x_r - x_q) term by term, column M * pairs + i = x_p.x_q
+        # for pair i = (p, q) in triu order; then one batch of fixed-order sums over D
+        # (stats.tree_sum_columns: the tree of stats.fixed_sum, as contiguous 1-D adds)
+        cols = (m + 1) * npair
+        diff, flat = _gram_scratch(m, d)
+        xt = x.T  # (D, M)
+        np.subtract(xt[:, :, None], xt[:, None, :], out=diff)  # diff[:, r, p] = x_r - x_p
+        prods = flat[: d * cols].reshape(d, m + 1, npair)
+        off = 0
+        for p_ in range(m):  # pairs (p, q >= p): one broadcast multiply per p
+            w_ = m - p_
+            np.multiply(diff[:, :, p_ : p_ + 1], diff[:, :, p_:], out=prods[:, :m, off : off + w_])
+            np.multiply(xt[:, p_ : p_ + 1], xt[:, p_:], out=prods[:, m, off : off + w_])
+            off += w_
+        sums = tree_sum_columns(flat, d, cols) if d else np.zeros(cols)
         upper = sums[: m * npair].reshape(m, npair)
         g[:, iu, ju] = upper
         g[:, ju, iu] = upper
