@@ -18,7 +18,8 @@ Transaction processing (decides which failures still cost a fee, as a Cosmos ant
 
 Block execution order: header checks, mint, evidence (any invalid evidence rejects the block),
 transactions, then end-block: matured unbondings, stake removals, topic epoch ends (nonces
-open), worker windows close, reputer nonces close (synthesis hook), validator-set updates.
+open), worker windows close, reputer nonces close (synthesis hook), fee distribution to the
+validators' delegators (distribution.py), validator-set updates.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from alloranet.chain import actors, bank, epochs, staking, topics
+from alloranet.chain import actors, bank, distribution, epochs, staking, topics
 from alloranet.chain.block import (
     MAX_EVIDENCE,
     Block,
@@ -395,6 +396,7 @@ def execute_block(
     epochs.process_worker_window_closes(ledger, ctx)
     for topic_id, nonce in epochs.process_reputer_nonce_closes(ledger, ctx, processor):
         events.append(("reputer_nonce_closed", f"{topic_id}:{nonce}"))
+    distribution.process_fee_distribution(ledger, ctx)
     updates = staking.process_validator_updates(ledger, ctx)
     changes = kv.changes()
     new_state = state.apply(changes)

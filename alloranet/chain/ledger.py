@@ -6,8 +6,10 @@ could differ between nodes (lists stored in state are kept sorted).
 
 Key layout (prefix, then fixed-width or NUL-separated parts): ``meta/*`` chain metadata and
 params; ``acct/<addr>`` (pubkey, next sequence); ``bal/<addr>`` balance; ``val/<pubkey>``
-validator; ``del/<pubkey><addr>`` delegator shares; ``ubd/<height>`` unbonding entries maturing
-then; ``evid/<hash>`` punished evidence; ``topic/<id>`` topic rules; ``tw/<id>`` weight;
+validator; ``del/<pubkey><addr>`` delegator shares; ``dlist/<pubkey>`` its sorted
+delegators; ``sign/<pubkey>`` liveness record (missed-block ring); ``ubd/<height>``
+unbonding entries maturing then; ``evid/<hash>`` punished evidence; ``topic/<id>`` topic
+rules; ``tw/<id>`` weight;
 ``trev/<id>`` fee revenue; ``sched/<height>`` topics whose epoch ends then; ``worker/``,
 ``reputer/`` registrations; ``rstake/``, ``rdel/``, ``rdeltot/``, ``tstake/`` reputer stakes;
 ``rmq/<height>``/``rdq/<height>`` own/delegated stake removals due;
@@ -263,11 +265,23 @@ class Ledger:
         return value
 
     def set_delegation(self, pubkey: bytes, delegator: str, shares: int) -> None:
+        """Also keeps ``dlist/<pubkey>``, the validator's sorted delegators, in step: fee
+        distribution walks it every block, and a prefix scan of the state is O(state)."""
         key = b"del/" + pubkey + delegator.encode()
+        had = self.kv.get(key) is not None
         if shares:
             self._put(key, shares)
+            if not had:
+                self._list_add(b"dlist/" + pubkey, delegator)
         else:
             self.kv.delete(key)
+            if had:
+                self._list_remove(b"dlist/" + pubkey, delegator)
+
+    def delegators(self, pubkey: bytes) -> tuple[str, ...]:
+        """The validator's delegators (operator included), sorted by address."""
+        value: tuple[str, ...] = self._get_or(b"dlist/" + pubkey, ())
+        return value
 
     def unbonding_due(self, height: int) -> tuple[UnbondingEntry, ...]:
         return tuple(UnbondingEntry(*w) for w in self._get_or(b"ubd/" + _u64(height), ()))
