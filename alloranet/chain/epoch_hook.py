@@ -75,6 +75,8 @@ class EpochOutcome:
     synthesis_state: tuple[tuple[str, bytes | None], ...] = ()
     payouts: tuple[tuple[str, int], ...] = ()
     events: tuple[tuple[str, str], ...] = field(default=())
+    #: how much of ``payouts`` went to reputers (spec 6's r is recomputed from it monthly)
+    reputer_total: int = 0
 
 
 class EpochProcessor(Protocol):

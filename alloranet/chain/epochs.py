@@ -9,12 +9,19 @@ tokens (bonded validator stake + topic stake), the unminted network-emissions sh
 the early-supporter and core-contributor buckets (48.55 %, the same share as Allora's investors,
 pre-seed and team). Every block then pays that emission first out of the ecosystem account
 (where topic fees land, so consumer fees offset minting) and mints only the rest, capped by
-the unminted share. ValidatorsVsAlloraPercentReward of it goes to the fee collector, the rest
-to the rewards account. The "previous reputer share of rewards" that caps the rate stays at its
-genesis value 0.3 (recomputing it needs reward accounting the hook does not report yet).
+the unminted share. ValidatorsVsAlloraPercentReward of it goes to the fee collector (paid out
+at end-block, distribution.py), the rest — the block's reward emission E_block, kept in
+``meta/mint/reward_block`` — to the rewards account. The "previous percentage of rewards paid
+to staked reputers" r that caps the rate starts at 0.3 (genesis) and is recomputed on every
+block with ``height % BlocksPerMonth == 0`` as the reputers' part of the rewards paid since the
+last recomputation (the epoch hook reports it: ``EpochOutcome.reputer_total``); a month without
+payouts keeps the previous r.
 
-A closing reputer nonce's reward budget is the rewards balance times the topic's weight over
-the sum of the weights of the active topics (integer, truncating).
+A closing reputer nonce's reward budget is spec 5.2 in integers (truncating):
+``E_t = w_t · E_block · epochLength_t // Σ w`` (Σ over the active topics' stored weights); if
+the topics closing in this block ask for more than the rewards balance B, one topic gets B and
+several share B in proportion to ``w_t · epochLength_t``. Every budget of a block is computed
+before any payout, so together they never exceed B.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from alloranet.types import MAX_SUPPLY_UALLO
 RCLOSE: Final = b"rclose/"
 
 
-REPUTER_SHARE_OF_REWARDS: Final = 0.3
+REPUTER_SHARE_OF_REWARDS: Final = 0.3  # spec 5.6: genesis "previous reputer percentage"
 
 
 def _mint_params(ctx: BlockContext, cap: int) -> MintParams:
@@ -75,7 +82,7 @@ def process_emission_schedule(ledger: Ledger, ctx: BlockContext, cap: int, minte
             ledger.get_balance(ECOSYSTEM),
             minted,
             previous,
-            REPUTER_SHARE_OF_REWARDS,
+            get_reputer_share(ledger),
             _mint_params(ctx, cap),
         )
     except AlloraError:  # nothing staked, or a degenerate supply: emit nothing this month
@@ -86,7 +93,26 @@ def process_emission_schedule(ledger: Ledger, ctx: BlockContext, cap: int, minte
     return schedule.per_block
 
 
+def get_reputer_share(ledger: Ledger) -> float:
+    """r of spec 6: the share of the rewards paid to staked reputers last month."""
+    value: float = ledger.get_meta("mint/reputer_share", REPUTER_SHARE_OF_REWARDS)
+    return value
+
+
+def process_reputer_share(ledger: Ledger, ctx: BlockContext) -> None:
+    """Monthly (``height % BlocksPerMonth == 0``): r = reputers' payouts / all payouts since
+    the last recomputation, one correctly rounded division (deterministic); then reset."""
+    if ctx.height % ctx.emissions.blocks_per_month != 0:
+        return
+    paid: tuple[int, int] = ledger.get_meta("mint/paid", (0, 0))
+    total, reputers = paid
+    if total > 0:
+        ledger.set_meta("mint/reputer_share", reputers / total)
+        ledger.kv.delete(b"meta/mint/paid")
+
+
 def process_mint(ledger: Ledger, ctx: BlockContext) -> None:
+    process_reputer_share(ledger, ctx)
     cap: int = ledger.get_meta("emission_cap", 0)
     minted: int = ledger.get_meta("minted", 0)
     if ctx.staking.emission_per_block > 0:
@@ -97,9 +123,11 @@ def process_mint(ledger: Ledger, ctx: BlockContext) -> None:
         from_fees = min(emission, ledger.get_balance(ECOSYSTEM))
     to_mint = min(emission - from_fees, cap - minted)
     amount = from_fees + max(0, to_mint)
+    to_validators = amount * compute_ppm(ctx.emissions.validators_vs_allora_percent_reward) // PPM
+    if ledger.get_meta("mint/reward_block", 0) != amount - to_validators:
+        ledger.set_meta("mint/reward_block", amount - to_validators)
     if amount <= 0:
         return
-    to_validators = amount * compute_ppm(ctx.emissions.validators_vs_allora_percent_reward) // PPM
     if from_fees:
         ledger.transfer(ECOSYSTEM, REWARDS, from_fees, "emission from fees")
     if to_mint > 0:
@@ -118,17 +146,28 @@ def process_worker_window_closes(ledger: Ledger, ctx: BlockContext) -> None:
         ledger.schedule(RCLOSE, nonce + 2 * topic.ground_truth_lag, (topic_id, nonce))
 
 
-def compute_reward_budget(ledger: Ledger, topic_id: int) -> int:
-    weight = ledger.get_weight(topic_id)
-    total = sum(ledger.get_weight(t) for t in ledger.active_topics())
-    total = max(total, weight)
-    if weight == 0 or total == 0:
-        return 0
-    return ledger.get_balance(REWARDS) * weight // total
+def compute_reward_budgets(
+    weights: tuple[tuple[int, int, int], ...], total_weight: int, reward_block: int, balance: int
+) -> tuple[int, ...]:
+    """Spec 5.2 for the topics closing in one block, given as (id, weight w_t, epochLength_t)
+    with ``total_weight`` = Σ w of the active topics: ``E_t = w_t·E_block·L_t // Σw``, and if
+    ΣE_t exceeds the rewards balance, the whole balance (one topic) or shares of it by
+    ``w_t·L_t`` (several). Pure; the result never sums above ``balance``."""
+    total = max(total_weight, max((w for _, w, _ in weights), default=0))
+    if total <= 0 or balance <= 0:
+        return tuple(0 for _ in weights)
+    asked = tuple(w * reward_block * length // total for _, w, length in weights)
+    if sum(asked) <= balance:
+        return asked
+    paid = [(w, length) for _, w, length in weights]
+    if sum(1 for w, _ in paid if w > 0) == 1:
+        return tuple(balance if w > 0 else 0 for w, _ in paid)
+    denominator = sum(w * length for w, length in paid)
+    return tuple(balance * w * length // denominator for w, length in paid)
 
 
 def build_epoch_context(
-    ledger: Ledger, ctx: BlockContext, topic_id: int, nonce: int
+    ledger: Ledger, ctx: BlockContext, topic_id: int, nonce: int, reward_budget: int
 ) -> EpochContext:
     """Collect (and remove from state) the nonce's payloads, sorted by address."""
     topic = ledger.get_topic(topic_id)
@@ -164,7 +203,7 @@ def build_epoch_context(
         reports=reports,
         synthesis_state=tuple(sorted(ledger.synthesis_families(topic_id).items())),
         params=ctx.emissions,
-        reward_budget=compute_reward_budget(ledger, topic_id),
+        reward_budget=reward_budget,
     )
 
 
@@ -184,17 +223,35 @@ def process_epoch_outcome(ledger: Ledger, epoch: EpochContext, outcome: EpochOut
         ledger.set_synthesis_state(epoch.topic_id, family, packed)
     for address, amount in outcome.payouts:
         ledger.transfer(REWARDS, address, amount, "reward payout")
+    total = sum(a for _, a in outcome.payouts)
+    if total:
+        paid_total, paid_reputers = ledger.get_meta("mint/paid", (0, 0))
+        ledger.set_meta(
+            "mint/paid", (paid_total + total, paid_reputers + min(outcome.reputer_total, total))
+        )
 
 
 def process_reputer_nonce_closes(
     ledger: Ledger, ctx: BlockContext, processor: EpochProcessor
 ) -> list[tuple[int, int]]:
-    closed = []
+    closing: list[tuple[int, int, int, int]] = []  # (topic, nonce, weight, epoch length)
     for topic_id, nonce in ledger.take_scheduled(RCLOSE, ctx.height):
         ledger.set_nonce_open(True, topic_id, nonce, False)
-        if ledger.get_topic(topic_id) is None:
-            continue
-        epoch = build_epoch_context(ledger, ctx, topic_id, nonce)
-        process_epoch_outcome(ledger, epoch, processor.process_reputer_nonce_close(epoch))
+        topic = ledger.get_topic(topic_id)
+        if topic is not None:
+            closing.append((topic_id, nonce, ledger.get_weight(topic_id), topic.epoch_length))
+    if not closing:
+        return []
+    budgets = compute_reward_budgets(
+        tuple((t, w, length) for t, _, w, length in closing),
+        sum(ledger.get_weight(t) for t in ledger.active_topics()),
+        ledger.get_meta("mint/reward_block", 0),
+        ledger.get_balance(REWARDS),
+    )
+    closed = []
+    for (topic_id, nonce, _, _), budget in zip(closing, budgets, strict=True):
+        epoch = build_epoch_context(ledger, ctx, topic_id, nonce, budget)
+        outcome = processor.process_reputer_nonce_close(epoch)
+        process_epoch_outcome(ledger, epoch, outcome)
         closed.append((topic_id, nonce))
     return closed

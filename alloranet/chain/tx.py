@@ -112,3 +112,28 @@ def decode_tx(data: bytes, max_size: int = DEFAULT_MAX_TX_BYTES) -> Tx:
     # (bin8 header + 64 bytes): no need to encode the body again.
     body_bytes = data[1:-_SIGNATURE_WIRE]
     return Tx(body, signature, data, sha256(data), TX_SIGN_TAG + body_bytes)
+
+
+def peek_signer(data: bytes) -> bytes | None:
+    """The signer public key of an encoded transaction, read without decoding it, or None.
+
+    Why: the mempool must know a transaction's sender (to expect its next queued sequence)
+    before the full check, which decodes; peeking saves a second full decode per admission.
+    Canonical msgpack fixes the layout: ``0x92`` (outer pair), ``0x95`` (body of five), the
+    chain id as fixstr or str8, then the key as ``bin8`` of 32 bytes. Any other shape gives None
+    (the caller then decodes). The full decode still checks everything: for any transaction
+    that decodes, the bytes read here are exactly its ``body.signer``.
+    """
+    if len(data) < 40 or data[0] != 0x92 or data[1] != 0x95:
+        return None
+    head = data[2]
+    if 0xA0 <= head <= 0xBF:
+        start = 3 + (head & 0x1F)
+    elif head == 0xD9:
+        start = 4 + data[3]
+    else:
+        return None
+    if data[start : start + 2] != b"\xc4\x20":
+        return None
+    key = data[start + 2 : start + 2 + PUBLIC_KEY_SIZE]
+    return key if len(key) == PUBLIC_KEY_SIZE else None

@@ -236,6 +236,7 @@ class SynthesisProcessor:
             synthesis_state=state,
             payouts=tuple(sorted(payouts.items())),
             events=(("synthesis", f"{ctx.topic_id}:{ctx.nonce}"),),
+            reputer_total=sum(a for _, a in rewards.reputer_payouts if a > 0),
         )
 
 

@@ -95,6 +95,10 @@ def _run(epochs: int) -> list[tuple[object, ...]]:
             else:
                 state[family] = packed
         outcomes.append((outcome.synthesis_state, outcome.payouts, outcome.events))
+        if outcome.payouts:
+            rewards = processor.details[(1, nonce)]["rewards"]
+            reputers = sum(a for _, a in rewards.reputer_payouts if a > 0)
+            assert 0 < outcome.reputer_total == reputers <= sum(a for _, a in outcome.payouts)
         if epoch == epochs - 1:
             details = processor.details[(1, nonce)]
             view = inference_json(1, nonce, details["inference"], details["round"], nonce + 4)
