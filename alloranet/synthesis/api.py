@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -128,28 +129,42 @@ class WorkerRound:
 
 
 @dataclass(frozen=True)
-class NetworkInferences:
-    """Everything the query and the reputers need about one nonce's network inference."""
+class _WorkerBundle:
+    """A per-nonce bundle over the nonce's sorted workers, with one shared wire form: the
+    worker sets, the (combined, naive) pair, then the arrays named in ``WIRE_ARRAYS`` in
+    that fixed order (NaN as a presence bitmap, see ``_wire_array``)."""
+
+    WIRE_ARRAYS: ClassVar[tuple[str, ...]] = ()
 
     inferers: Addresses
     forecasters: Addresses
-    values: InferenceArrays
 
     def to_wire(self) -> tuple[codec.Value, ...]:
-        v = self.values
+        v = getattr(self, "values")  # noqa: B009 - each subclass types its own ``values``
         return (
             self.inferers,
             self.forecasters,
             _wire_array(np.array([v.combined, v.naive])),
-            _wire_array(v.inferer_weights),
-            _wire_array(v.forecaster_weights),
-            _wire_array(v.forecast_implied),
-            _wire_array(v.forecast_implied_oneout),
-            _wire_array(v.oneout_inferers),
-            _wire_array(v.oneout_forecasters),
-            _wire_array(v.onein),
-            _wire_array(v.confidence_band),
+            *(_wire_array(getattr(v, name)) for name in self.WIRE_ARRAYS),
         )
+
+
+@dataclass(frozen=True)
+class NetworkInferences(_WorkerBundle):
+    """Everything the query and the reputers need about one nonce's network inference."""
+
+    WIRE_ARRAYS: ClassVar[tuple[str, ...]] = (
+        "inferer_weights",
+        "forecaster_weights",
+        "forecast_implied",
+        "forecast_implied_oneout",
+        "oneout_inferers",
+        "oneout_forecasters",
+        "onein",
+        "confidence_band",
+    )
+
+    values: InferenceArrays
 
 
 @dataclass(frozen=True)
@@ -186,26 +201,19 @@ class ReputerReports:
 
 
 @dataclass(frozen=True)
-class NetworkLosses:
+class NetworkLosses(_WorkerBundle):
     """The stake-weighted network-loss bundle of a nonce (stored; "latest" for 3.1 and 4)."""
 
-    inferers: Addresses
-    forecasters: Addresses
-    values: LossArrays
+    WIRE_ARRAYS: ClassVar[tuple[str, ...]] = (
+        "inferer",
+        "forecaster",
+        "oneout_inferer",
+        "oneout_forecaster",
+        "onein",
+        "oneout_inferer_forecaster",
+    )
 
-    def to_wire(self) -> tuple[codec.Value, ...]:
-        v = self.values
-        return (
-            self.inferers,
-            self.forecasters,
-            _wire_array(np.array([v.combined, v.naive])),
-            _wire_array(v.inferer),
-            _wire_array(v.forecaster),
-            _wire_array(v.oneout_inferer),
-            _wire_array(v.oneout_forecaster),
-            _wire_array(v.onein),
-            _wire_array(v.oneout_inferer_forecaster),
-        )
+    values: LossArrays
 
     @staticmethod
     def from_wire(value: codec.Value) -> NetworkLosses:
