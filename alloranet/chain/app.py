@@ -17,9 +17,10 @@ Transaction processing (decides which failures still cost a fee, as a Cosmos ant
    of the message and are refunded with it) and the result carries the error's code and text.
 
 Block execution order: header checks, mint, evidence (any invalid evidence rejects the block),
-transactions, then end-block: matured unbondings, stake removals, topic epoch ends (nonces
-open), worker windows close, reputer nonces close (synthesis hook), fee distribution to the
-validators' delegators (distribution.py), validator-set updates.
+liveness from the last commit (downtime jailing, liveness.py), transactions, then end-block:
+matured unbondings, stake removals, topic epoch ends (nonces open), worker windows close,
+reputer nonces close (synthesis hook), fee distribution to the validators' delegators
+(distribution.py), validator-set updates (entering validators get a fresh liveness record).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from alloranet.chain import actors, bank, distribution, epochs, staking, topics
+from alloranet.chain import actors, bank, distribution, epochs, liveness, staking, topics
 from alloranet.chain.block import (
     MAX_EVIDENCE,
     Block,
@@ -72,6 +73,7 @@ from alloranet.chain.msgs import (
     MsgSend,
     MsgSubmitEvidence,
     MsgUndelegate,
+    MsgUnjail,
 )
 from alloranet.chain.tx import Tx, decode_tx
 from alloranet.codec import decode, sha256
@@ -258,6 +260,8 @@ def _process_msg(ledger: Ledger, ctx: BlockContext, signer: str, msg: Msg) -> tu
         actors.process_reputer_payload(ledger, ctx, signer, msg)
     elif isinstance(msg, MsgSubmitEvidence):
         staking.process_evidence(ledger, ctx, DuplicateVoteEvidence.from_wire(msg.evidence))
+    elif isinstance(msg, MsgUnjail):
+        liveness.process_unjail(ledger, ctx, signer, msg)
     return ()
 
 
@@ -357,6 +361,7 @@ def validate_block(state: AppState, block_bytes: bytes) -> Block:
     validate_header(state, block.header)
     if len(block.txs) > _ledger(state).staking_params().max_block_txs:
         raise BlockError(f"block has {len(block.txs)} txs, more than allowed")
+    liveness.compute_commit_signers(block.last_commit, block.header.height)
     _process_evidence_list(Ledger(Overlay(state)), _context(state, block.header), block)
     return block
 
@@ -385,8 +390,11 @@ def execute_block(
     ledger.set_meta("height", ctx.height)
     ledger.set_meta("time", ctx.time_ms)
     ledger.set_meta("block_hash", block.hash)
+    signers = liveness.compute_commit_signers(block.last_commit, ctx.height)
     epochs.process_mint(ledger, ctx)
     events = _process_evidence_list(ledger, ctx, block)
+    for pubkey in liveness.process_liveness(ledger, ctx, signers):
+        events.append(("jail_downtime", pubkey))
     results = tuple(process_tx(kv, ctx, tx, verified) for tx in block.txs)
     staking.process_matured_unbondings(ledger, ctx.height)
     actors.process_stake_removals(ledger, ctx)
@@ -397,7 +405,11 @@ def execute_block(
     for topic_id, nonce in epochs.process_reputer_nonce_closes(ledger, ctx, processor):
         events.append(("reputer_nonce_closed", f"{topic_id}:{nonce}"))
     distribution.process_fee_distribution(ledger, ctx)
+    previous_set = dict(ledger.get_meta("valset", ()))
     updates = staking.process_validator_updates(ledger, ctx)
+    liveness.process_new_signers(
+        ledger, ctx, [key for key, power in updates if power > 0 and key not in previous_set]
+    )
     changes = kv.changes()
     new_state = state.apply(changes)
     return BlockResult(

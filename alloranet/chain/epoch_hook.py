@@ -26,6 +26,7 @@ from typing import Protocol
 from alloranet.chain.msgs import ValueBundle
 from alloranet.chain.params import EmissionsParams
 from alloranet.codec import encode
+from alloranet.synthesis import TopicParams
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +56,7 @@ class EpochContext:
     nonce: int
     block_height: int
     epoch_length: int
-    p_norm: float
-    alpha_regret: float
-    epsilon: float
-    merit_sortition_alpha: float
-    active_inferer_quantile: float
-    active_forecaster_quantile: float
-    active_reputer_quantile: float
+    topic: TopicParams  # the topic's synthesis rules (chain.params.compute_topic_params)
     inferences: tuple[Inference, ...]
     forecasts: tuple[Forecast, ...]
     reports: tuple[ReputerReport, ...]

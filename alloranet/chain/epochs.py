@@ -47,6 +47,7 @@ from alloranet.chain.ledger import (
     Ledger,
 )
 from alloranet.chain.msgs import ValueBundle
+from alloranet.chain.params import compute_topic_params
 from alloranet.chain.topics import PPM, WCLOSE, compute_ppm
 from alloranet.errors import AlloraError
 from alloranet.synthesis.emissions import MintParams, compute_monthly_emission
@@ -191,13 +192,7 @@ def build_epoch_context(
         nonce=nonce,
         block_height=ctx.height,
         epoch_length=topic.epoch_length,
-        p_norm=topic.p_norm,
-        alpha_regret=topic.alpha_regret,
-        epsilon=topic.epsilon,
-        merit_sortition_alpha=topic.merit_sortition_alpha,
-        active_inferer_quantile=topic.active_inferer_quantile,
-        active_forecaster_quantile=topic.active_forecaster_quantile,
-        active_reputer_quantile=topic.active_reputer_quantile,
+        topic=compute_topic_params(topic),
         inferences=inferences,
         forecasts=tuple(forecasts),
         reports=reports,

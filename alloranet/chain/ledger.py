@@ -29,6 +29,7 @@ import msgpack
 
 from alloranet.chain.errors import InsufficientFundsError
 from alloranet.chain.kv import AppState, Overlay
+from alloranet.chain.msgs import TopicRules
 from alloranet.chain.params import EmissionsParams, StakingParams
 from alloranet.codec import encode
 
@@ -101,28 +102,19 @@ class Validator:
     shares: int
     jailed: bool
     tombstoned: bool
+    #: block time (ms) from which a downtime-jailed validator may unjail (0: never jailed)
+    jailed_until_ms: int = 0
 
     def to_wire(self) -> tuple[Any, ...]:
         return astuple(self)
 
 
 @dataclass(frozen=True, slots=True)
-class Topic:
+class Topic(TopicRules):
+    """A stored topic: its rule fields (shared with MsgCreateTopic) then its chain record."""
+
     id: int
     creator: str
-    metadata: str
-    loss_method: str
-    epoch_length: int
-    ground_truth_lag: int
-    worker_submission_window: int
-    p_norm: float
-    alpha_regret: float
-    allow_negative: bool
-    epsilon: float
-    merit_sortition_alpha: float
-    active_inferer_quantile: float
-    active_forecaster_quantile: float
-    active_reputer_quantile: float
     active: bool
     created_height: int
 
@@ -282,6 +274,18 @@ class Ledger:
         """The validator's delegators (operator included), sorted by address."""
         value: tuple[str, ...] = self._get_or(b"dlist/" + pubkey, ())
         return value
+
+    def get_signing_info(self, pubkey: bytes) -> tuple[int, int, bytes] | None:
+        """(start height, missed count, ring of missed bits) or None (never missed since it
+        joined at genesis: start height 1, nothing missed)."""
+        value = self._get(b"sign/" + pubkey)
+        return None if value is None else (value[0], value[1], value[2])
+
+    def set_signing_info(self, pubkey: bytes, info: tuple[int, int, bytes] | None) -> None:
+        if info is None:
+            self.kv.delete(b"sign/" + pubkey)
+        else:
+            self._put(b"sign/" + pubkey, info)
 
     def unbonding_due(self, height: int) -> tuple[UnbondingEntry, ...]:
         return tuple(UnbondingEntry(*w) for w in self._get_or(b"ubd/" + _u64(height), ()))

@@ -12,7 +12,8 @@ Floats appear only where the message carries a model output or a rule coefficien
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any, ClassVar, Final
 
@@ -71,84 +72,126 @@ def _pairs(value: Any, name: str) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
+Decoder = Callable[[Any, str], Any]
+
+
+def _pubkey(value: Any, name: str) -> bytes:
+    return expect_bytes(value, name, PUBLIC_KEY_SIZE)
+
+
+def _topic_id(value: Any, name: str) -> int:
+    return expect_int(value, name, 1, MAX_TOPIC_ID)
+
+
+def _nonce(value: Any, name: str) -> int:
+    return expect_int(value, name, 1, MAX_HEIGHT)
+
+
+def _height_span(value: Any, name: str) -> int:
+    return expect_int(value, name, 1, MAX_HEIGHT)
+
+
+def _text(value: Any, name: str) -> str:
+    return expect_str(value, name, MAX_STRING)
+
+
+def _optional_float(value: Any, name: str) -> float | None:
+    return None if value is None else expect_float(value, name)
+
+
+class WireMsg:
+    """The declarative base of every message: a frozen dataclass whose fields, in declaration
+    order, are the wire array after the tag. A subclass declares ``TAG``, ``NAME`` (the prefix of
+    its error messages) and one ``DECODERS`` entry per field (``decoder(value, "name.field")``
+    checks type and range); ``validate_basic`` adds the stateless rules that span fields."""
+
+    __slots__ = ()
+    TAG: ClassVar[int]
+    NAME: ClassVar[str]
+    DECODERS: ClassVar[tuple[Decoder, ...]]
+
+    def to_wire(self) -> tuple[Any, ...]:
+        return (self.TAG, *(getattr(self, f.name) for f in fields(self)))  # type: ignore[arg-type]
+
+    @classmethod
+    def field_count(cls) -> int:
+        return len(cls.DECODERS)
+
+    @classmethod
+    def from_fields(cls, values: tuple[Any, ...]) -> Any:
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        decoded = [
+            decoder(value, f"{cls.NAME}.{name}")
+            for decoder, value, name in zip(cls.DECODERS, values, names, strict=True)
+        ]
+        msg = cls(*decoded)
+        msg.validate_basic()
+        return msg
+
+    def validate_basic(self) -> None:
+        """Stateless rules across fields; none by default."""
+
+
 @dataclass(frozen=True, slots=True)
-class MsgSend:
+class MsgSend(WireMsg):
     """bank: move ``amount`` base units from the signer to ``to``."""
 
     TAG: ClassVar[int] = 1
+    NAME: ClassVar[str] = "send"
+    DECODERS: ClassVar[tuple[Decoder, ...]] = (_address, _amount)
     to: str
     amount: int
 
-    def to_wire(self) -> tuple[Any, ...]:
-        return (self.TAG, self.to, self.amount)
-
-    @classmethod
-    def from_fields(cls, f: tuple[Any, ...]) -> MsgSend:
-        return cls(_address(f[0], "send.to"), _amount(f[1], "send.amount"))
-
 
 @dataclass(frozen=True, slots=True)
-class MsgCreateValidator:
+class MsgCreateValidator(WireMsg):
     """staking: the signer becomes the operator of a validator with consensus key ``pubkey``."""
 
     TAG: ClassVar[int] = 2
+    NAME: ClassVar[str] = "create_validator"
+    DECODERS: ClassVar[tuple[Decoder, ...]] = (_pubkey, _amount)
     pubkey: bytes
     amount: int
 
-    def to_wire(self) -> tuple[Any, ...]:
-        return (self.TAG, self.pubkey, self.amount)
-
-    @classmethod
-    def from_fields(cls, f: tuple[Any, ...]) -> MsgCreateValidator:
-        return cls(
-            expect_bytes(f[0], "create_validator.pubkey", PUBLIC_KEY_SIZE),
-            _amount(f[1], "create_validator.amount"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class MsgDelegate:
+class MsgDelegate(WireMsg):
     """staking: bond ``amount`` from the signer to the validator with consensus key ``pubkey``."""
 
     TAG: ClassVar[int] = 3
+    NAME: ClassVar[str] = "delegate"
+    DECODERS: ClassVar[tuple[Decoder, ...]] = (_pubkey, _amount)
     pubkey: bytes
     amount: int
 
-    def to_wire(self) -> tuple[Any, ...]:
-        return (self.TAG, self.pubkey, self.amount)
-
-    @classmethod
-    def from_fields(cls, f: tuple[Any, ...]) -> MsgDelegate:
-        return cls(
-            expect_bytes(f[0], "delegate.pubkey", PUBLIC_KEY_SIZE),
-            _amount(f[1], "delegate.amount"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class MsgUndelegate:
+class MsgUndelegate(WireMsg):
     """staking: start unbonding ``amount`` tokens; they return after the unbonding period."""
 
     TAG: ClassVar[int] = 4
+    NAME: ClassVar[str] = "undelegate"
+    DECODERS: ClassVar[tuple[Decoder, ...]] = (_pubkey, _amount)
     pubkey: bytes
     amount: int
 
-    def to_wire(self) -> tuple[Any, ...]:
-        return (self.TAG, self.pubkey, self.amount)
 
-    @classmethod
-    def from_fields(cls, f: tuple[Any, ...]) -> MsgUndelegate:
-        return cls(
-            expect_bytes(f[0], "undelegate.pubkey", PUBLIC_KEY_SIZE),
-            _amount(f[1], "undelegate.amount"),
-        )
+@dataclass(frozen=True, slots=True)
+class MsgUnjail(WireMsg):
+    """slashing: the operator returns its downtime-jailed validator after the jail period."""
+
+    TAG: ClassVar[int] = 15
+    NAME: ClassVar[str] = "unjail"
+    DECODERS: ClassVar[tuple[Decoder, ...]] = (_pubkey,)
+    pubkey: bytes
 
 
 @dataclass(frozen=True, slots=True)
-class MsgCreateTopic:
-    """topics: a new prediction topic with every rule field of spec/synthesis.md 5.6."""
+class TopicRules:
+    """Every rule field of a topic (spec/synthesis.md 5.6), shared by the create-topic message
+    and the stored topic (alloranet.chain.ledger.Topic), with the stateless rules of
+    Topic.Validate."""
 
-    TAG: ClassVar[int] = 5
     metadata: str
     loss_method: str
     epoch_length: int
@@ -162,44 +205,6 @@ class MsgCreateTopic:
     active_inferer_quantile: float
     active_forecaster_quantile: float
     active_reputer_quantile: float
-
-    def to_wire(self) -> tuple[Any, ...]:
-        return (
-            self.TAG,
-            self.metadata,
-            self.loss_method,
-            self.epoch_length,
-            self.ground_truth_lag,
-            self.worker_submission_window,
-            self.p_norm,
-            self.alpha_regret,
-            self.allow_negative,
-            self.epsilon,
-            self.merit_sortition_alpha,
-            self.active_inferer_quantile,
-            self.active_forecaster_quantile,
-            self.active_reputer_quantile,
-        )
-
-    @classmethod
-    def from_fields(cls, f: tuple[Any, ...]) -> MsgCreateTopic:
-        msg = cls(
-            expect_str(f[0], "create_topic.metadata", MAX_STRING),
-            expect_str(f[1], "create_topic.loss_method", MAX_STRING),
-            expect_int(f[2], "create_topic.epoch_length", 1, MAX_HEIGHT),
-            expect_int(f[3], "create_topic.ground_truth_lag", 1, MAX_HEIGHT),
-            expect_int(f[4], "create_topic.worker_submission_window", 1, MAX_HEIGHT),
-            expect_float(f[5], "create_topic.p_norm"),
-            expect_float(f[6], "create_topic.alpha_regret"),
-            expect_bool(f[7], "create_topic.allow_negative"),
-            expect_float(f[8], "create_topic.epsilon"),
-            expect_float(f[9], "create_topic.merit_sortition_alpha"),
-            expect_float(f[10], "create_topic.active_inferer_quantile"),
-            expect_float(f[11], "create_topic.active_forecaster_quantile"),
-            expect_float(f[12], "create_topic.active_reputer_quantile"),
-        )
-        msg.validate_basic()
-        return msg
 
     def validate_basic(self) -> None:
         """The stateless rules of Topic.Validate (spec/synthesis.md 5.6)."""
@@ -233,150 +238,115 @@ class MsgCreateTopic:
                 f"must be in (0, epoch_length={self.epoch_length}]"
             )
 
+    def rules(self) -> dict[str, Any]:
+        """The rule fields by name (to build a stored topic from a message)."""
+        return {f.name: getattr(self, f.name) for f in fields(TopicRules)}
+
 
 @dataclass(frozen=True, slots=True)
-class MsgFundTopic:
+class MsgCreateTopic(TopicRules, WireMsg):
+    """topics: a new prediction topic with every rule field of spec/synthesis.md 5.6."""
+
+    TAG: ClassVar[int] = 5
+    NAME: ClassVar[str] = "create_topic"
+    DECODERS: ClassVar[tuple[Decoder, ...]] = (
+        _text,
+        _text,
+        _height_span,
+        _height_span,
+        _height_span,
+        *(expect_float,) * 2,
+        expect_bool,
+        *(expect_float,) * 5,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MsgFundTopic(WireMsg):
     """topics: pay what you want into a topic's fee revenue."""
 
     TAG: ClassVar[int] = 6
+    NAME: ClassVar[str] = "fund_topic"
+    DECODERS: ClassVar[tuple[Decoder, ...]] = (_topic_id, _amount)
     topic_id: int
     amount: int
 
-    def to_wire(self) -> tuple[Any, ...]:
-        return (self.TAG, self.topic_id, self.amount)
-
-    @classmethod
-    def from_fields(cls, f: tuple[Any, ...]) -> MsgFundTopic:
-        return cls(
-            expect_int(f[0], "fund_topic.topic_id", 1, MAX_TOPIC_ID),
-            _amount(f[1], "fund_topic.amount"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class MsgRegister:
+class MsgRegister(WireMsg):
     """actors: register the signer as a worker (``is_reputer`` false) or reputer of a topic."""
 
     TAG: ClassVar[int] = 7
+    NAME: ClassVar[str] = "register"
+    DECODERS: ClassVar[tuple[Decoder, ...]] = (_topic_id, expect_bool)
     topic_id: int
     is_reputer: bool
 
-    def to_wire(self) -> tuple[Any, ...]:
-        return (self.TAG, self.topic_id, self.is_reputer)
-
-    @classmethod
-    def from_fields(cls, f: tuple[Any, ...]) -> MsgRegister:
-        return cls(
-            expect_int(f[0], "register.topic_id", 1, MAX_TOPIC_ID),
-            expect_bool(f[1], "register.is_reputer"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class MsgAddStake:
+class MsgAddStake(WireMsg):
     """actors: a registered reputer adds its own stake in a topic."""
 
     TAG: ClassVar[int] = 8
+    NAME: ClassVar[str] = "add_stake"
+    DECODERS: ClassVar[tuple[Decoder, ...]] = (_topic_id, _amount)
     topic_id: int
     amount: int
 
-    def to_wire(self) -> tuple[Any, ...]:
-        return (self.TAG, self.topic_id, self.amount)
-
-    @classmethod
-    def from_fields(cls, f: tuple[Any, ...]) -> MsgAddStake:
-        return cls(
-            expect_int(f[0], "add_stake.topic_id", 1, MAX_TOPIC_ID),
-            _amount(f[1], "add_stake.amount"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class MsgRemoveStake:
+class MsgRemoveStake(WireMsg):
     """actors: ask to withdraw own reputer stake; paid out after RemoveStakeDelayWindow."""
 
     TAG: ClassVar[int] = 9
+    NAME: ClassVar[str] = "remove_stake"
+    DECODERS: ClassVar[tuple[Decoder, ...]] = (_topic_id, _amount)
     topic_id: int
     amount: int
 
-    def to_wire(self) -> tuple[Any, ...]:
-        return (self.TAG, self.topic_id, self.amount)
-
-    @classmethod
-    def from_fields(cls, f: tuple[Any, ...]) -> MsgRemoveStake:
-        return cls(
-            expect_int(f[0], "remove_stake.topic_id", 1, MAX_TOPIC_ID),
-            _amount(f[1], "remove_stake.amount"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class MsgDelegateStake:
+class MsgDelegateStake(WireMsg):
     """actors: delegate stake to a reputer in a topic (counts toward its stake authority)."""
 
     TAG: ClassVar[int] = 10
+    NAME: ClassVar[str] = "delegate_stake"
+    DECODERS: ClassVar[tuple[Decoder, ...]] = (_topic_id, _address, _amount)
     topic_id: int
     reputer: str
     amount: int
 
-    def to_wire(self) -> tuple[Any, ...]:
-        return (self.TAG, self.topic_id, self.reputer, self.amount)
-
-    @classmethod
-    def from_fields(cls, f: tuple[Any, ...]) -> MsgDelegateStake:
-        return cls(
-            expect_int(f[0], "delegate_stake.topic_id", 1, MAX_TOPIC_ID),
-            _address(f[1], "delegate_stake.reputer"),
-            _amount(f[2], "delegate_stake.amount"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class MsgRemoveDelegateStake:
+class MsgRemoveDelegateStake(WireMsg):
     """actors: ask to withdraw stake delegated to a reputer; paid after the removal delay."""
 
     TAG: ClassVar[int] = 14
+    NAME: ClassVar[str] = "remove_delegate_stake"
+    DECODERS: ClassVar[tuple[Decoder, ...]] = (_topic_id, _address, _amount)
     topic_id: int
     reputer: str
     amount: int
 
-    def to_wire(self) -> tuple[Any, ...]:
-        return (self.TAG, self.topic_id, self.reputer, self.amount)
-
-    @classmethod
-    def from_fields(cls, f: tuple[Any, ...]) -> MsgRemoveDelegateStake:
-        return cls(
-            expect_int(f[0], "remove_delegate_stake.topic_id", 1, MAX_TOPIC_ID),
-            _address(f[1], "remove_delegate_stake.reputer"),
-            _amount(f[2], "remove_delegate_stake.amount"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class MsgInsertWorkerPayload:
-    """actors: a worker's inference and/or forecast (log10 losses of other inferers)."""
+class MsgInsertWorkerPayload(WireMsg):
+    """actors: a worker's inference and/or forecast (log10 losses of other inferers).
+
+    A forecast longer than MaxElementsPerForecast is accepted and cut to the elements of the
+    best-scored inferers when it is stored (spec/synthesis.md 1.1; alloranet.chain.actors)."""
 
     TAG: ClassVar[int] = 11
+    NAME: ClassVar[str] = "worker_payload"
+    DECODERS: ClassVar[tuple[Decoder, ...]] = (_topic_id, _nonce, _optional_float, _pairs)
     topic_id: int
     nonce: int
     inference: float | None
     forecast: tuple[tuple[str, float], ...]
 
-    def to_wire(self) -> tuple[Any, ...]:
-        return (self.TAG, self.topic_id, self.nonce, self.inference, self.forecast)
-
-    @classmethod
-    def from_fields(cls, f: tuple[Any, ...]) -> MsgInsertWorkerPayload:
-        inference = None if f[2] is None else expect_float(f[2], "worker_payload.inference")
-        forecast = _pairs(f[3], "worker_payload.forecast")
-        if inference is None and not forecast:
+    def validate_basic(self) -> None:
+        if self.inference is None and not self.forecast:
             raise InvalidMessageError("worker_payload: needs an inference, a forecast or both")
-        return cls(
-            expect_int(f[0], "worker_payload.topic_id", 1, MAX_TOPIC_ID),
-            expect_int(f[1], "worker_payload.nonce", 1, MAX_HEIGHT),
-            inference,
-            forecast,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,11 +399,18 @@ class ValueBundle:
         )
 
 
+def _bundle(value: Any, name: str) -> ValueBundle:
+    del name
+    return ValueBundle.from_wire(value)
+
+
 @dataclass(frozen=True, slots=True)
-class MsgInsertReputerPayload:
+class MsgInsertReputerPayload(WireMsg):
     """actors: a reputer's loss bundle for worker nonce ``nonce``, inside its reputer window."""
 
     TAG: ClassVar[int] = 12
+    NAME: ClassVar[str] = "reputer_payload"
+    DECODERS: ClassVar[tuple[Decoder, ...]] = (_topic_id, _nonce, _bundle)
     topic_id: int
     nonce: int
     bundle: ValueBundle
@@ -441,30 +418,22 @@ class MsgInsertReputerPayload:
     def to_wire(self) -> tuple[Any, ...]:
         return (self.TAG, self.topic_id, self.nonce, self.bundle.to_wire())
 
-    @classmethod
-    def from_fields(cls, f: tuple[Any, ...]) -> MsgInsertReputerPayload:
-        return cls(
-            expect_int(f[0], "reputer_payload.topic_id", 1, MAX_TOPIC_ID),
-            expect_int(f[1], "reputer_payload.nonce", 1, MAX_HEIGHT),
-            ValueBundle.from_wire(f[2]),
-        )
+
+def _evidence(value: Any, name: str) -> tuple[Any, ...]:
+    del name
+    from alloranet.chain.evidence import DuplicateVoteEvidence
+
+    return DuplicateVoteEvidence.from_wire(value).to_wire()
 
 
 @dataclass(frozen=True, slots=True)
-class MsgSubmitEvidence:
+class MsgSubmitEvidence(WireMsg):
     """evidence: anyone may submit double-sign evidence (wire of DuplicateVoteEvidence)."""
 
     TAG: ClassVar[int] = 13
+    NAME: ClassVar[str] = "evidence"
+    DECODERS: ClassVar[tuple[Decoder, ...]] = (_evidence,)
     evidence: tuple[Any, ...]
-
-    def to_wire(self) -> tuple[Any, ...]:
-        return (self.TAG, self.evidence)
-
-    @classmethod
-    def from_fields(cls, f: tuple[Any, ...]) -> MsgSubmitEvidence:
-        from alloranet.chain.evidence import DuplicateVoteEvidence
-
-        return cls(DuplicateVoteEvidence.from_wire(f[0]).to_wire())
 
 
 Msg = (
@@ -482,25 +451,27 @@ Msg = (
     | MsgInsertWorkerPayload
     | MsgInsertReputerPayload
     | MsgSubmitEvidence
+    | MsgUnjail
 )
 
-_FIELD_COUNTS: Final[dict[int, tuple[Any, int]]] = {
-    cls.TAG: (cls, n)
-    for cls, n in (
-        (MsgSend, 2),
-        (MsgCreateValidator, 2),
-        (MsgDelegate, 2),
-        (MsgUndelegate, 2),
-        (MsgCreateTopic, 13),
-        (MsgFundTopic, 2),
-        (MsgRegister, 2),
-        (MsgAddStake, 2),
-        (MsgRemoveStake, 2),
-        (MsgDelegateStake, 3),
-        (MsgRemoveDelegateStake, 3),
-        (MsgInsertWorkerPayload, 4),
-        (MsgInsertReputerPayload, 3),
-        (MsgSubmitEvidence, 1),
+_BY_TAG: Final[dict[int, type[WireMsg]]] = {
+    cls.TAG: cls
+    for cls in (
+        MsgSend,
+        MsgCreateValidator,
+        MsgDelegate,
+        MsgUndelegate,
+        MsgCreateTopic,
+        MsgFundTopic,
+        MsgRegister,
+        MsgAddStake,
+        MsgRemoveStake,
+        MsgDelegateStake,
+        MsgRemoveDelegateStake,
+        MsgInsertWorkerPayload,
+        MsgInsertReputerPayload,
+        MsgSubmitEvidence,
+        MsgUnjail,
     )
 }
 
@@ -511,10 +482,10 @@ def msg_from_wire(wire: Any) -> Msg:
     if not items:
         raise DecodeError("message: empty array")
     tag = expect_int(items[0], "message.tag")
-    entry = _FIELD_COUNTS.get(tag)
-    if entry is None:
+    cls = _BY_TAG.get(tag)
+    if cls is None:
         raise DecodeError(f"message: unknown message type {tag}")
-    cls, count = entry
+    count = cls.field_count()
     if len(items) != count + 1:
         raise DecodeError(f"message type {tag}: expected {count} fields, got {len(items) - 1}")
     msg: Msg = cls.from_fields(items[1:])

@@ -12,6 +12,7 @@ from dataclasses import astuple, dataclass, fields
 from typing import Any
 
 from alloranet.codec import expect_float, expect_int, expect_tuple
+from alloranet.synthesis import ModuleParams, TopicParams
 from alloranet.types import UALLO_PER_ALLO
 
 
@@ -91,6 +92,12 @@ class StakingParams:
     max_tx_bytes: int = 64 * 1024
     max_block_txs: int = 10_000
     emission_per_block: int = 0
+    # liveness (spec/consensus.md 4.2/4.4): missing more than window - min_signed of the last
+    # window blocks jails for downtime_jail_ms and burns slash_fraction_downtime; 0 = off
+    signed_blocks_window: int = 100
+    min_signed_per_window_ppm: int = 500_000  # 0.5
+    downtime_jail_ms: int = 60_000
+    slash_fraction_downtime_ppm: int = 10_000  # 1 %
 
     def to_wire(self) -> tuple[Any, ...]:
         return astuple(self)
@@ -110,3 +117,21 @@ def _from_wire(cls: Any, wire: Any, what: str) -> Any:
             expect_float(value, name) if field.type == "float" else expect_int(value, name)
         )
     return cls(*values)
+
+
+def compute_module_params(params: EmissionsParams) -> ModuleParams:
+    """The synthesis view of the chain's emissions parameters: every ModuleParams field the
+    chain has, by name, converted to the synthesis field's type (the one place that does it)."""
+    values: dict[str, Any] = {}
+    for field in fields(ModuleParams):
+        if hasattr(params, field.name):
+            value = getattr(params, field.name)
+            default = getattr(ModuleParams(), field.name)
+            values[field.name] = float(value) if isinstance(default, float) else int(value)
+    return ModuleParams(**values)
+
+
+def compute_topic_params(source: Any) -> TopicParams:
+    """The synthesis rules of a topic (a stored Topic, a MsgCreateTopic, any object with the
+    rule fields), by the names of TopicParams' fields."""
+    return TopicParams(**{field.name: getattr(source, field.name) for field in fields(TopicParams)})

@@ -18,6 +18,7 @@ from alloranet.chain.kv import AppState
 from alloranet.chain.msgs import Msg, MsgCreateTopic
 from alloranet.chain.params import EmissionsParams, StakingParams
 from alloranet.chain.tx import sign_tx
+from alloranet.codec import encode
 from alloranet.crypto import PrivateKey, Signer
 from alloranet.types import UALLO_PER_ALLO
 
@@ -111,21 +112,40 @@ class TestChain:
             self.pending_seq[label] = sequence + 1
         return sign_tx(signer, self.genesis.chain_id, sequence, fee, msgs)
 
+    def last_commit(self, signers: Iterable[str]) -> bytes:
+        """A last commit for the previous height naming ``signers`` (labels) as precommitters.
+
+        The chain reads only who signed (liveness); the consensus layer verifies signatures
+        before a block is accepted, so placeholder signatures are enough here."""
+        keys = sorted(self.signers[label].public_key for label in signers)
+        height = len(self.results)
+        return encode((height, 0, bytes(32), tuple((key, bytes(64)) for key in keys)))
+
     def build(
-        self, txs: Iterable[bytes] = (), evidence: Iterable[DuplicateVoteEvidence] = ()
+        self,
+        txs: Iterable[bytes] = (),
+        evidence: Iterable[DuplicateVoteEvidence] = (),
+        signers: Iterable[str] | None = None,
     ) -> bytes:
+        """The next block; ``signers`` (labels) fills its last commit (None: empty commit)."""
+        last_commit = b"" if signers is None or not self.results else self.last_commit(signers)
         return build_block(
             self.state,
             time_ms=self.time_ms + 1000,
             proposer=self.proposer,
             txs=txs,
             evidence=evidence,
+            last_commit=last_commit,
         ).to_bytes()
 
     def block(
-        self, txs: Iterable[bytes] = (), evidence: Iterable[DuplicateVoteEvidence] = ()
+        self,
+        txs: Iterable[bytes] = (),
+        evidence: Iterable[DuplicateVoteEvidence] = (),
+        signers: Iterable[str] | None = None,
     ) -> BlockResult:
-        result = execute_block(self.state, self.build(txs, evidence), self.processor)
+        raw = self.build(txs, evidence, signers)
+        result = execute_block(self.state, raw, self.processor)
         self.state = result.state
         self.time_ms += 1000
         self.results.append(result)

@@ -93,23 +93,7 @@ def process_create_topic(
         )
     topic_id: int = ledger.get_meta("next_topic_id", 1)
     topic = Topic(
-        topic_id,
-        signer,
-        msg.metadata,
-        msg.loss_method,
-        msg.epoch_length,
-        msg.ground_truth_lag,
-        msg.worker_submission_window,
-        msg.p_norm,
-        msg.alpha_regret,
-        msg.allow_negative,
-        msg.epsilon,
-        msg.merit_sortition_alpha,
-        msg.active_inferer_quantile,
-        msg.active_forecaster_quantile,
-        msg.active_reputer_quantile,
-        False,
-        ctx.height,
+        **msg.rules(), id=topic_id, creator=signer, active=False, created_height=ctx.height
     )
     ledger.set_meta("next_topic_id", topic_id + 1)
     ledger.set_topic(topic)

@@ -18,7 +18,6 @@ computed (losses per worker, payouts per actor) for the node's history API.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -26,19 +25,20 @@ from typing import Any
 import numpy as np
 
 from alloranet.chain.epoch_hook import EpochContext, EpochOutcome, ReputerReport
-from alloranet.chain.params import EmissionsParams
+
+# re-exported: the daemon converts parameters for queries with the same two functions
+from alloranet.chain.params import compute_module_params as compute_module_params
+from alloranet.chain.params import compute_topic_params as compute_topic_params
 from alloranet.codec import decode, encode
 from alloranet.errors import AlloraError
 from alloranet.synthesis import (
     LossReports,
-    ModuleParams,
     NetworkInferences,
     NetworkLosses,
     RegretState,
     ReputerReports,
     RewardState,
     SynthesisError,
-    TopicParams,
     WorkerRound,
     compute_network_inferences,
     compute_network_losses,
@@ -48,27 +48,6 @@ from alloranet.synthesis import (
 )
 
 NAN = float("nan")
-
-
-def compute_module_params(params: EmissionsParams) -> ModuleParams:
-    names = {f.name for f in dataclasses.fields(ModuleParams)}
-    values = {n: getattr(params, n) for n in names if hasattr(params, n)}
-    for name, value in list(values.items()):
-        default = getattr(ModuleParams(), name)
-        values[name] = float(value) if isinstance(default, float) else int(value)
-    return ModuleParams(**values)
-
-
-def compute_topic_params(source: Any) -> TopicParams:
-    return TopicParams(
-        p_norm=source.p_norm,
-        alpha_regret=source.alpha_regret,
-        epsilon=source.epsilon,
-        merit_sortition_alpha=source.merit_sortition_alpha,
-        active_inferer_quantile=source.active_inferer_quantile,
-        active_forecaster_quantile=source.active_forecaster_quantile,
-        active_reputer_quantile=source.active_reputer_quantile,
-    )
 
 
 def _family(families: Mapping[str, bytes], name: str) -> Any:
@@ -152,7 +131,7 @@ class SynthesisProcessor:
             return EpochOutcome(events=(("synthesis_skipped", f"{ctx.nonce}: {exc}"),))
 
     def _process(self, ctx: EpochContext, families: dict[str, bytes]) -> EpochOutcome:
-        topic = compute_topic_params(ctx)
+        topic = ctx.topic
         module = compute_module_params(ctx.params)
         round_ = compute_round(
             {i.worker: i.value for i in ctx.inferences},

@@ -9,6 +9,7 @@ from alloranet.chain.msgs import ValueBundle
 from alloranet.chain.params import EmissionsParams
 from alloranet.crypto import PrivateKey
 from alloranet.node.epoch import SynthesisProcessor, compute_module_params, inference_json
+from alloranet.synthesis import TopicParams
 from alloranet.worker.simulation import World
 
 SEED = 7
@@ -63,13 +64,15 @@ def _context(world: World, nonce: int, state: tuple[tuple[str, bytes], ...]) -> 
         nonce=nonce,
         block_height=nonce + 16,
         epoch_length=8,
-        p_norm=3.0,
-        alpha_regret=0.5,
-        epsilon=0.01,
-        merit_sortition_alpha=0.1,
-        active_inferer_quantile=0.25,
-        active_forecaster_quantile=0.25,
-        active_reputer_quantile=0.25,
+        topic=TopicParams(
+            p_norm=3.0,
+            alpha_regret=0.5,
+            epsilon=0.01,
+            merit_sortition_alpha=0.1,
+            active_inferer_quantile=0.25,
+            active_forecaster_quantile=0.25,
+            active_reputer_quantile=0.25,
+        ),
         inferences=inferences,
         forecasts=forecasts,
         reports=tuple(ReputerReport(r, 10**21, b) for r, b in zip(REPUTERS, bundles, strict=True)),

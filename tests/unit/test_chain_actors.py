@@ -247,7 +247,7 @@ def test_hook_receives_sorted_context_and_pays() -> None:
     assert [(f.forecaster, f.elements) for f in ctx.forecasts] == [(w["w1"], ((w["w1"], 0.3),))]
     assert [r.reputer for r in ctx.reports] == reputers
     assert all(r.stake == 20_000 for r in ctx.reports)
-    assert ctx.reward_budget > 0 and ctx.p_norm == 3.0
+    assert ctx.reward_budget > 0 and ctx.topic.p_norm == 3.0
     assert get_balance(chain.state, reputers[0]) == before[reputers[0]] + 1_000
     assert get_balance(chain.state, reputers[1]) == before[reputers[1]]
     lg = Ledger(Overlay(chain.state))
