@@ -115,6 +115,12 @@ class Node:
 
     async def start(self) -> None:
         cfg = self.config
+        t0 = time.monotonic()
+        phases: dict[str, float] = {}
+
+        def phase(name: str) -> None:
+            phases[name] = round(time.monotonic() - t0, 4)
+
         data = self.home / DATA_DIR
         data.mkdir(parents=True, exist_ok=True)
         genesis = compute_chain_genesis(self.genesis_spec)
@@ -127,6 +133,7 @@ class Node:
             state = await load_app_state(self.store)
         height = chain.get_height(state)
         self._persisted_height = height
+        phase("state_loaded")
         self.history = History(data / "history.jsonl")
         valset_file = ValsetFile(data / "valsets.bin")
         if height == 0:
@@ -180,6 +187,7 @@ class Node:
             )
         )
         await self.host.start()
+        phase("p2p_listening")
         self.batcher = Batcher(
             self._publish_txs,
             max_bytes=cfg.mempool.gossip_batch_bytes,
@@ -207,6 +215,7 @@ class Node:
         )
         replica = Replica(cfg.chain_id, self.app, WAL(wal_disk), self.shell, timeouts, signer)
         self.shell.start(replica)
+        phase("wal_replayed")
 
         self.sync = BlockSync(
             self.host,
@@ -221,9 +230,12 @@ class Node:
         self.api = ApiServer(self, host, port, cfg.rpc.max_body_bytes)
         faults.install(self)  # /v1/admin routes, only with `start --test-mode`
         await self.api.start()
+        phase("api_up")
+        self._watch_first_vote(height)
         log.info(
             "node started",
             extra=fields(
+                start_phases_s=phases,
                 moniker=cfg.moniker,
                 chain_id=cfg.chain_id,
                 height=height,
@@ -233,6 +245,38 @@ class Node:
                 genesis_sha256=sha256((self.home / GENESIS_FILE).read_bytes()).hex(),
             ),
         )
+
+    def _watch_first_vote(self, start_height: int) -> None:
+        """Log once when this validator's precommit is first part of a commit after start-up:
+        how long a restarted validator takes to vote again (issue 7), seen from inside.
+
+        Commits below ``start_height + 2`` are skipped: the block the node was deciding when
+        it stopped may carry a precommit it signed before the restart."""
+        app = self.app
+        if app is None or app.my_key is None:
+            return
+        key = app.my_key
+        started = time.monotonic()
+        done = False
+
+        def on_commit(committed: Committed) -> None:
+            nonlocal done
+            commit = committed.commit
+            if done or commit.height < start_height + 2:
+                return
+            if not any(s.validator == key for s in commit.signatures):
+                return
+            done = True  # (the listener list is being iterated: not removed here)
+            log.info(
+                "first vote since start in a commit",
+                extra=fields(
+                    height=commit.height,
+                    since_api_up_s=round(time.monotonic() - started, 3),
+                    synced_blocks=self.sync.synced_blocks if self.sync else 0,
+                ),
+            )
+
+        app.listeners.append(on_commit)
 
     async def stop(self) -> None:
         log.info("node stopping", extra=fields(height=self.app.height if self.app else 0))

@@ -18,6 +18,7 @@ from typing import Any
 from alloranet.codec import decode, encode, expect_int, expect_tuple
 from alloranet.consensus.types import Commit, Decision, encode_message
 from alloranet.errors import AlloraError
+from alloranet.node.logs import fields
 from alloranet.p2p.types import P2PHostAPI
 from alloranet.state.store import Store
 
@@ -26,6 +27,13 @@ log = logging.getLogger("alloranet.node.sync")
 STATUS_PROTOCOL = "status"
 BLOCKS_PROTOCOL = "blocks"
 MAX_BLOCKS_PER_REQUEST = 16
+#: Requests in flight at once while catching up (ranges spread over the peers that are ahead).
+MAX_PARALLEL_REQUESTS = 8
+#: Poll period while the node has no peer heights yet or is behind: a restarted validator must
+#: be back at the network's height (and voting) within seconds, not after a slow 1 s cadence.
+FAST_INTERVAL_S = 0.1
+#: How long after start an isolated node keeps polling fast for its first peers.
+FAST_START_S = 15.0
 
 
 class BlockSync:
@@ -53,6 +61,9 @@ class BlockSync:
         self._not_nodes: dict[str, float] = {}
         self._stuck = 0
         self._stuck_height = -1
+        self._failures: dict[str, int] = {}
+        self._probed = False  # the first round with peers fetches without polling first
+        self._started_at = 0.0
 
     async def _on_status(self, peer: str, data: bytes) -> bytes:
         return encode((self._get_height(),))
@@ -87,6 +98,7 @@ class BlockSync:
     def start(self) -> None:
         self.host.set_request_handler(STATUS_PROTOCOL, self._on_status)
         self.host.set_request_handler(BLOCKS_PROTOCOL, self._on_blocks)
+        self._started_at = asyncio.get_running_loop().time()
         self._task = asyncio.create_task(self._loop(), name="block-sync")
 
     async def stop(self) -> None:
@@ -100,71 +112,146 @@ class BlockSync:
             raw = await self.host.request(peer, STATUS_PROTOCOL, b"", timeout=2.0)
             t = expect_tuple(decode(raw, max_size=64, max_depth=2), "status", 1)
             self.peer_heights[peer] = expect_int(t[0], "height", 0)
+            self._failures.pop(peer, None)
         except (AlloraError, Exception):
+            # A client that does not serve sync fails every time: back off up to 30 s. A node
+            # whose connection is still being set up fails once: retry soon.
+            failures = self._failures.get(peer, 0) + 1
+            self._failures[peer] = failures
             self.peer_heights.pop(peer, None)
-            self._not_nodes[peer] = asyncio.get_running_loop().time() + 30.0
+            backoff = min(30.0, 0.25 * 2**failures)
+            self._not_nodes[peer] = asyncio.get_running_loop().time() + backoff
 
-    async def _poll_heights(self) -> None:
+    def _candidates(self) -> list[str]:
         now = asyncio.get_running_loop().time()
-        peers = [p for p in self.host.peers() if self._not_nodes.get(p, 0.0) <= now]
+        return [p for p in self.host.peers() if self._not_nodes.get(p, 0.0) <= now]
+
+    async def _poll_heights(self, peers: list[str]) -> None:
         await asyncio.gather(*(asyncio.wait_for(self._poll_one(p), 3.0) for p in peers),
                              return_exceptions=True)  # fmt: skip
         for gone in set(self.peer_heights) - set(peers):
             self.peer_heights.pop(gone, None)
 
-    async def _fetch_from(self, peer: str) -> int:
-        """Fetch and feed blocks from ``peer``; returns how many were applied."""
+    async def _request_range(self, peer: str, first: int, count: int) -> list[Decision]:
+        raw = await self.host.request(peer, BLOCKS_PROTOCOL, encode((first, count)), timeout=10.0)
+        items = expect_tuple(decode(raw, max_size=32 << 20, max_depth=10), "blocks")
+        return [Decision.from_wire(wire) for wire in items]
+
+    def compute_plan(self, height: int, heights: dict[str, int]) -> list[tuple[str, int, int]]:
+        """(peer, first height, count) requests covering the heights above ``height`` that the
+        peers in ``heights`` (peer -> its height) have, spread round robin over the peers that
+        hold the whole of each range, at most :data:`MAX_PARALLEL_REQUESTS` of them."""
+        ahead = sorted(p for p, h in heights.items() if h > height)
+        if not ahead:
+            return []
+        top = max(heights[p] for p in ahead)
+        plan: list[tuple[str, int, int]] = []
+        first = height + 1
+        turn = self._rng.randrange(len(ahead))
+        while first <= top and len(plan) < MAX_PARALLEL_REQUESTS:
+            count = min(MAX_BLOCKS_PER_REQUEST, top - first + 1)
+            last = first + count - 1
+            holders = [p for p in ahead if heights[p] >= last]  # the whole range, never part
+            plan.append((holders[turn % len(holders)], first, count))
+            turn += 1
+            first += count
+        return plan
+
+    async def _fetch(self, plan: list[tuple[str, int, int]]) -> int:
+        """Run the plan's requests at once, then feed what came back in height order; returns
+        how many blocks were applied."""
+        answers = await asyncio.gather(
+            *(self._request_range(peer, first, count) for peer, first, count in plan),
+            return_exceptions=True,
+        )
+        fetched: dict[int, tuple[Decision, str]] = {}
+        for (peer, _, _), answer in zip(plan, answers, strict=True):
+            if isinstance(answer, BaseException):
+                log.debug("block sync request to %s failed: %r", peer, answer)
+                continue
+            for decision in answer:
+                fetched.setdefault(decision.commit.height, (decision, peer))
         applied = 0
         while True:
-            height = self._get_height()
-            if self.peer_heights.get(peer, 0) <= height:
+            before = self._get_height()
+            item = fetched.get(before + 1)
+            if item is None:
                 return applied
-            request = encode((height + 1, MAX_BLOCKS_PER_REQUEST))
-            raw = await self.host.request(peer, BLOCKS_PROTOCOL, request, timeout=10.0)
-            items = expect_tuple(decode(raw, max_size=32 << 20, max_depth=10), "blocks")
-            if not items:
+            decision, peer = item
+            self._feed(encode_message(decision), peer)
+            if self._get_height() == before:
+                log.warning("block %d from %s was not accepted", before + 1, peer)
                 return applied
-            for wire in items:
-                decision = Decision.from_wire(wire)
-                before = self._get_height()
-                if decision.commit.height != before + 1:
-                    continue
-                self._feed(encode_message(decision), peer)
-                if self._get_height() == before:
-                    log.warning("block %d from %s was not accepted", before + 1, peer)
-                    return applied
-                applied += 1
-                self.synced_blocks += 1
-            await asyncio.sleep(0)
+            applied += 1
+            self.synced_blocks += 1
+
+    def _next_delay(self, behind: bool) -> float:
+        if behind:
+            return FAST_INTERVAL_S
+        loop_time = asyncio.get_running_loop().time()
+        if not self.peer_heights and loop_time - self._started_at < FAST_START_S:
+            return FAST_INTERVAL_S
+        return self.interval
 
     async def _loop(self) -> None:
+        delay = 0.0  # the first round at once: a restarted node is usually behind
         while True:
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(delay)
+            behind = False
             try:
-                await self._poll_heights()
-                height = self._get_height()
-                ahead = [p for p, h in self.peer_heights.items() if h > height]
-                # One block behind is normal between commits; more is lagging.
-                self.catching_up = any(self.peer_heights[p] > height + 1 for p in ahead)
-                if not ahead:
-                    continue
-                # One block behind is usually consensus catching up by itself; if it persists
-                # for two polls at the same height, sync it.
-                if not self.catching_up:
-                    self._stuck = self._stuck + 1 if height == self._stuck_height else 0
-                    self._stuck_height = height
-                    if self._stuck < 2:
-                        continue
-                peer = self._rng.choice(sorted(ahead))
-                applied = await self._fetch_from(peer)
-                if applied:
-                    log.info(
-                        "block sync: applied %d blocks from %s, now at %d",
-                        applied,
-                        peer,
-                        self._get_height(),
-                    )
+                behind = await self._round()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("block sync round failed: %r", exc)
+            delay = self._next_delay(behind)
+
+    async def _round(self) -> bool:
+        """One poll (and fetch, if behind); True while the node is still catching up.
+
+        Until the first round that reached peers, the poll and a fetch run together: each
+        peer is asked for a different range above our height without waiting for its height
+        (a restarted node is behind by the blocks of its outage), which saves a round trip on
+        the path from restart to voting again. An answer with fewer blocks only means the
+        peer has fewer."""
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        peers = self._candidates()
+        height = self._get_height()
+        optimistic = 0
+        if not self._probed and peers:
+            self._probed = True
+            guess = {p: height + MAX_BLOCKS_PER_REQUEST * len(peers) for p in peers}
+            _, optimistic = await asyncio.gather(
+                self._poll_heights(peers), self._fetch(self.compute_plan(height, guess))
+            )
+        else:
+            await self._poll_heights(peers)
+        t1 = loop.time()
+        height = self._get_height()
+        ahead = {p: h for p, h in self.peer_heights.items() if h > height}
+        # One block behind is normal between commits; more is lagging.
+        self.catching_up = any(h > height + 1 for h in ahead.values())
+        applied = optimistic
+        if ahead and not self.catching_up:
+            # One block behind is usually consensus catching up by itself; if it persists
+            # for two polls at the same height, sync it.
+            self._stuck = self._stuck + 1 if height == self._stuck_height else 0
+            self._stuck_height = height
+            if self._stuck >= 2:
+                applied += await self._fetch(self.compute_plan(height, ahead))
+        elif ahead:
+            applied += await self._fetch(self.compute_plan(height, ahead))
+        if applied:
+            log.info(
+                "block sync: applied %d blocks from %d peers, now at %d",
+                applied,
+                len(peers),
+                self._get_height(),
+                extra=fields(
+                    poll_s=round(t1 - t0, 3),
+                    fetch_and_apply_s=round(loop.time() - t1, 3),
+                    since_start_s=round(t0 - self._started_at, 3),
+                ),
+            )
+        return self.catching_up
