@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Final
 
 from alloranet.chain.context import BlockContext
+from alloranet.chain.epoch_hook import INFERER_SCORE_EMA
 from alloranet.chain.errors import (
     InvalidMessageError,
     StakeError,
@@ -39,6 +40,8 @@ from alloranet.chain.msgs import (
     MsgRemoveStake,
 )
 from alloranet.chain.topics import process_activation_check, process_payment, require_topic
+from alloranet.codec import decode, sha256
+from alloranet.errors import AlloraError
 
 RMQ: Final = b"rmq/"
 RDQ: Final = b"rdq/"
@@ -157,6 +160,37 @@ def _bump_count(
     ledger.kv.set(key, (count + 1).to_bytes(4, "big"))
 
 
+def get_inferer_score_emas(ledger: Ledger, topic_id: int) -> dict[str, float]:
+    """The topic's inferer score EMAs, as the epoch hook stored them (family
+    ``INFERER_SCORE_EMA``: canonical ``((address, ema), ...)``); empty before the first close."""
+    packed = ledger.get_synthesis_state(topic_id, INFERER_SCORE_EMA)
+    if packed is None:
+        return {}
+    try:
+        return {str(a): float(v) for a, v in decode(packed, max_size=64 << 20)}
+    except (AlloraError, TypeError, ValueError):
+        return {}  # not the documented shape: rank every inferer as unscored
+
+
+def compute_top_forecast(
+    forecast: tuple[tuple[str, float], ...],
+    scores: dict[str, float],
+    height: int,
+    limit: int,
+) -> tuple[tuple[str, float], ...]:
+    """spec/synthesis.md 1.1: keep the ``limit`` elements whose inferers have the highest score
+    EMA (an inferer without one scores 0, as Allora's default score), ties broken by a
+    pseudo-random order seeded by the block height (SHA-256 of height and address, so every
+    node draws the same); the kept elements stay sorted by address."""
+    seed = height.to_bytes(8, "big")
+
+    def rank(element: tuple[str, float]) -> tuple[float, bytes]:
+        return (-scores.get(element[0], 0.0), sha256(seed + element[0].encode()))
+
+    kept = sorted(forecast, key=rank)[:limit]
+    return tuple(sorted(kept))
+
+
 def process_worker_payload(
     ledger: Ledger, ctx: BlockContext, signer: str, msg: MsgInsertWorkerPayload
 ) -> None:
@@ -174,16 +208,19 @@ def process_worker_payload(
         )
     if ledger.get_payload(False, topic.id, n, signer) is not None:
         raise WindowError(f"worker_payload: {signer} already submitted for nonce {n}")
-    if len(msg.forecast) > ctx.emissions.max_elements_per_forecast:
-        raise InvalidMessageError(
-            f"worker_payload: {len(msg.forecast)} forecast elements exceed the maximum "
-            f"{ctx.emissions.max_elements_per_forecast}"
-        )
     for inferer, _ in msg.forecast:
         if not ledger.is_registered(topic.id, inferer, False):
             raise InvalidMessageError(
                 f"worker_payload: forecasted {inferer} is not a worker of the topic"
             )
+    forecast = msg.forecast
+    if len(forecast) > ctx.emissions.max_elements_per_forecast:
+        forecast = compute_top_forecast(
+            forecast,
+            get_inferer_score_emas(ledger, topic.id),
+            ctx.height,
+            ctx.emissions.max_elements_per_forecast,
+        )
     if msg.inference is not None:
         _bump_count(
             ledger, b"i", topic.id, n, ctx.emissions.max_top_inferers_to_reward, "worker_payload"
@@ -192,7 +229,7 @@ def process_worker_payload(
         _bump_count(
             ledger, b"f", topic.id, n, ctx.emissions.max_top_forecasters_to_reward, "worker_payload"
         )
-    ledger.set_payload(False, topic.id, n, signer, (msg.inference, msg.forecast))
+    ledger.set_payload(False, topic.id, n, signer, (msg.inference, forecast))
     process_payment(ledger, ctx, signer, topic, ctx.emissions.data_sending_fee, "data sending fee")
 
 

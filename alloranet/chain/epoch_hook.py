@@ -28,6 +28,11 @@ from alloranet.chain.params import EmissionsParams
 from alloranet.codec import encode
 from alloranet.synthesis import TopicParams
 
+#: Synthesis-state family the chain itself reads: the inferers' score EMAs, stored by the
+#: processor as ``encode(((address, ema), ...))`` sorted by address. The chain ranks over-long
+#: forecasts by it (spec/synthesis.md 1.1, alloranet.chain.actors.compute_top_forecast).
+INFERER_SCORE_EMA = "inferer_score_ema"
+
 
 @dataclass(frozen=True, slots=True)
 class Inference:

@@ -24,7 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from alloranet.chain.epoch_hook import EpochContext, EpochOutcome, ReputerReport
+from alloranet.chain.epoch_hook import (
+    INFERER_SCORE_EMA,
+    EpochContext,
+    EpochOutcome,
+    ReputerReport,
+)
 
 # re-exported: the daemon converts parameters for queries with the same two functions
 from alloranet.chain.params import compute_module_params as compute_module_params
@@ -46,6 +51,7 @@ from alloranet.synthesis import (
     compute_rewards,
     compute_scores,
 )
+from alloranet.synthesis.ema import ema_scalar
 
 NAN = float("nan")
 
@@ -189,6 +195,12 @@ class SynthesisProcessor:
         ):
             if amount > 0:
                 payouts[address] = payouts.get(address, 0) + amount
+        emas: dict[str, float] = dict(_family(families, INFERER_SCORE_EMA) or ())
+        for address, score in zip(scores.inferers, scores.inferer, strict=True):
+            if math.isfinite(float(score)):  # spec 4.4 EMA, alpha = MeritSortitionAlpha
+                emas[address] = ema_scalar(
+                    topic.merit_sortition_alpha, float(score), emas.get(address)
+                )
         coefficients = {
             a: float(c)
             for a, c in zip(scores.reputers, scores.listening_coefficients, strict=True)
@@ -196,6 +208,7 @@ class SynthesisProcessor:
         }
         state = (
             ("inclusions", encode(tuple(sorted(counts.items())))),
+            (INFERER_SCORE_EMA, encode(_pairs(emas))),
             ("listening", encode(_pairs(coefficients))),
             ("losses", encode(losses.to_wire())),
             ("regrets", encode(new_regrets.to_wire())),

@@ -7,6 +7,7 @@ import math
 from alloranet.chain.epoch_hook import EpochContext, Forecast, Inference, ReputerReport
 from alloranet.chain.msgs import ValueBundle
 from alloranet.chain.params import EmissionsParams
+from alloranet.codec import decode
 from alloranet.crypto import PrivateKey
 from alloranet.node.epoch import SynthesisProcessor, compute_module_params, inference_json
 from alloranet.synthesis import TopicParams
@@ -114,7 +115,9 @@ def test_processor_stores_state_pays_and_is_deterministic() -> None:
     first = _run(6)
     assert first == _run(6), f"seed {SEED}: two runs differ"
     families = {f for f, _ in first[-1][0]}
-    assert {"regrets", "losses", "rewards"} <= families
+    assert {"regrets", "losses", "rewards", "inferer_score_ema"} <= families
+    emas = dict(decode(dict(first[-1][0])["inferer_score_ema"]))
+    assert set(emas) == set(WORKERS) and all(math.isfinite(v) for v in emas.values())
     total_paid = sum(amount for _, amount in first[-1][1])
     assert 0 < total_paid <= 10**21
     assert all(e[0] != "synthesis_skipped" for o in first for e in o[2]), first[-1][2]
