@@ -159,12 +159,16 @@ class Mempool:
         while len(self._recent) > self._recent_cap:
             self._recent.popitem(last=False)
 
-    def update(self, committed: Iterable[bytes]) -> int:
+    def update(self, committed: Iterable[bytes], hashes: Iterable[bytes] | None = None) -> int:
         """After a block: drop committed txs, reset the check state, re-check the rest in order.
 
+        ``hashes`` are the committed transactions' hashes if the caller has them already.
         Returns how many remaining transactions the re-check evicted."""
-        for tx in committed:
-            tx_hash = sha256(tx)
+        txs = list(committed)
+        tx_hashes = list(hashes) if hashes is not None else [sha256(tx) for tx in txs]
+        if len(tx_hashes) != len(txs):
+            raise ValueError("update: one hash per committed transaction")
+        for tx_hash in tx_hashes:
             removed = self._txs.pop(tx_hash, None)
             if removed is not None:
                 self._bytes -= len(removed)

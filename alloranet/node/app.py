@@ -22,7 +22,8 @@ from alloranet.chain.epoch_hook import EpochProcessor
 from alloranet.chain.errors import InsufficientFundsError, SequenceError
 from alloranet.chain.evidence import DuplicateVoteEvidence as ChainEvidence
 from alloranet.chain.kv import AppState
-from alloranet.chain.tx import decode_tx
+from alloranet.chain.tx import compute_address, decode_tx, peek_signer
+from alloranet.codec import sha256
 from alloranet.consensus.evidence import DuplicateVoteEvidence
 from alloranet.consensus.types import Commit, Decision
 from alloranet.consensus.validators import ValidatorSet, compute_next_sets
@@ -76,6 +77,12 @@ class ChainApp:
         self.mempool: Mempool | None = None
         self._pending_seq: dict[str, int] = {}
         self._verified: OrderedDict[bytes, None] = OrderedDict()
+        #: raw pooled tx -> (sender address, sequence, fee): the re-check after each block reads
+        #: these instead of decoding every pooled transaction again (it used to cost a full
+        #: decode per pooled tx per block, O(mempool) decodes at every height)
+        self._tx_meta: dict[bytes, tuple[str, int, int]] = {}
+        #: sender -> committed balance, memoised during one re-check pass (reset per block)
+        self._balances: dict[str, int] = {}
         self._decisions: OrderedDict[int, Decision] = OrderedDict()
         self._evidence: dict[tuple[bytes, int, int, int], ChainEvidence] = {}
         self.listeners: list[Callable[[Committed], None]] = []
@@ -157,11 +164,14 @@ class ChainApp:
             self._decisions.popitem(last=False)
         for wire in block.evidence:
             self._evidence.pop(self._evidence_key(ChainEvidence.from_wire(wire)), None)
-        tx_hashes = tuple(decode_hash(tx) for tx in block.txs)
-        for tx_hash in tx_hashes:
+        tx_hashes = tuple(sha256(tx) for tx in block.txs)
+        for tx, tx_hash in zip(block.txs, tx_hashes, strict=True):
             self._verified.pop(tx_hash, None)
+            self._tx_meta.pop(tx, None)
         if self.mempool is not None:
-            self.mempool.update(block.txs)
+            self.mempool.update(block.txs, tx_hashes)
+            if len(self._tx_meta) > 2 * len(self.mempool) + 10_000:
+                self._tx_meta = {}  # stray entries (never expected): the re-check decodes instead
         committed = Committed(block, value, result, commit, tx_hashes, time.time())
         for listener in self.listeners:
             try:
@@ -190,32 +200,43 @@ class ChainApp:
 
     def check(self, tx: bytes, recheck: bool) -> None:
         if recheck:
-            decoded = decode_tx(tx)
-            sender = decoded.signer_address
-            expected = self._pending_seq.get(sender)
-            if expected is None:
-                expected = chain.get_next_sequence(self.state, sender)
-            if decoded.body.sequence != expected:
-                raise SequenceError(
-                    f"tx sequence {decoded.body.sequence} is not the next sequence {expected}"
-                )
-            if chain.get_balance(self.state, sender) < decoded.body.fee:
-                raise InsufficientFundsError("fee exceeds the balance")
-        else:
-            # The sender's next sequence counts the transactions already pooled for it.
-            expected = self._pending_seq.get(decode_tx(tx).signer_address)
-            decoded = chain.check_tx(self.state, tx, expected_sequence=expected)
-            sender = decoded.signer_address
-            self._verified[decoded.hash] = None
-            while len(self._verified) > 200_000:
-                self._verified.popitem(last=False)
+            self._recheck(tx)
+            return
+        # The sender's next sequence counts the transactions already pooled for it; the signer
+        # is peeked from the envelope so the transaction is decoded once (in check_tx).
+        signer = peek_signer(tx)
+        expected = self._pending_seq.get(compute_address(signer)) if signer else None
+        decoded = chain.check_tx(self.state, tx, expected_sequence=expected)
+        sender = decoded.signer_address
+        self._verified[decoded.hash] = None
+        while len(self._verified) > 200_000:
+            self._verified.popitem(last=False)
+        self._tx_meta[tx] = (sender, decoded.body.sequence, decoded.body.fee)
         self._pending_seq[sender] = decoded.body.sequence + 1
+
+    def _recheck(self, tx: bytes) -> None:
+        """Sequence and fee against the new committed state; the signature was verified at
+        admission and the decoded fields were kept then (decoded again only if missing)."""
+        meta = self._tx_meta.get(tx)
+        if meta is None:
+            decoded = decode_tx(tx)
+            meta = (decoded.signer_address, decoded.body.sequence, decoded.body.fee)
+            self._tx_meta[tx] = meta
+        sender, sequence, fee = meta
+        expected = self._pending_seq.get(sender)
+        if expected is None:
+            expected = chain.get_next_sequence(self.state, sender)
+        if sequence != expected:
+            del self._tx_meta[tx]
+            raise SequenceError(f"tx sequence {sequence} is not the next sequence {expected}")
+        balance = self._balances.get(sender)
+        if balance is None:
+            balance = self._balances[sender] = chain.get_balance(self.state, sender)
+        if balance < fee:
+            del self._tx_meta[tx]
+            raise InsufficientFundsError("fee exceeds the balance")
+        self._pending_seq[sender] = sequence + 1
 
     def reset(self) -> None:
         self._pending_seq = {}
-
-
-def decode_hash(tx: bytes) -> bytes:
-    from alloranet.codec import sha256
-
-    return sha256(tx)
+        self._balances = {}

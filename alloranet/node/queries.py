@@ -200,3 +200,13 @@ def worker_payloads(state: AppState, topic_id: int, nonce: int) -> list[tuple[st
         (key[len(prefix) :].decode(), decode(raw))
         for key, raw in ledger.kv.items_with_prefix(prefix)
     ]
+
+
+def tx_result(tx_hash: bytes, status: str, error: str | None = None) -> dict[str, Any]:
+    """One entry of a batch submission's results: ``pending`` (admitted), ``known`` (already
+    pooled or committed), ``rejected`` (invalid: ``error`` says why) or ``unavailable`` (the pool
+    is full: resubmit later)."""
+    out: dict[str, Any] = {"hash": tx_hash.hex(), "status": status}
+    if error is not None:
+        out["error"] = error
+    return out

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from alloranet.errors import ValidationError
-from alloranet.rpc.server import ApiServer, error_middleware
+from alloranet.rpc.server import ApiServer, error_middleware, read_json_object
 
 
 class AdminApi(Protocol):
@@ -44,12 +44,7 @@ ADMIN_KEY: web.AppKey[AdminApi] = web.AppKey("admin", AdminApi)
 
 
 async def _peers(request: web.Request, required: bool) -> set[str] | None:
-    try:
-        body = await request.json() if request.can_read_body else {}
-    except ValueError:
-        raise ValidationError('body must be JSON {"peers": ["<peer id>", ...]}') from None
-    if not isinstance(body, dict):
-        raise ValidationError('body must be JSON {"peers": ["<peer id>", ...]}')
+    body = await read_json_object(request, '{"peers": ["<peer id>", ...]}', empty_ok=True)
     peers = body.get("peers")
     if peers is None and not required:
         return None

@@ -45,4 +45,9 @@ class NodeApi(Protocol):
 
     def submit_tx(self, tx: bytes) -> dict[str, Any]: ...
 
+    def submit_txs(self, txs: list[bytes]) -> list[dict[str, Any]]:
+        """Admit in order; one ``{"hash", "status", "error"?}`` per tx (status ``pending``,
+        ``known``, ``rejected`` or ``unavailable``: pool full, this one and the rest untried)."""
+        ...
+
     def metrics(self) -> bytes: ...

@@ -5,7 +5,8 @@ Paths (all GET unless noted; JSON bodies; errors are ``{"error": {"code", "messa
 - ``/v1/status``
 - ``/v1/blocks/latest``, ``/v1/blocks/{height}``
 - ``/v1/txs/{hash}``; ``POST /v1/txs`` with ``{"tx": "<hex>"}`` or raw bytes
-  (``application/octet-stream``)
+  (``application/octet-stream``), or a batch ``{"txs": ["<hex>", ...]}`` answered with
+  ``{"results": [{"hash", "status", "error"?}, ...]}`` in the same order
 - ``/v1/accounts/{address}``
 - ``/v1/topics``, ``/v1/topics/{id}``
 - ``/v1/topics/{id}/network-inference[?nonce=N]``, ``/v1/topics/{id}/network-inference/history``
@@ -23,6 +24,7 @@ from __future__ import annotations
 import binascii
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -105,23 +107,63 @@ async def tx(request: web.Request) -> web.Response:
     return web.json_response(await _node(request).tx(tx_hash))
 
 
+#: Most transactions one ``POST /v1/txs`` batch may carry (the body limit applies as well).
+MAX_SUBMIT_BATCH = 2000
+
+
+async def read_json_object(
+    request: web.Request, shape: str, empty_ok: bool = False
+) -> dict[str, Any]:
+    """The request body as a JSON object; anything else is a ValidationError naming ``shape``.
+
+    One parser for every JSON-body route (the public API and the admin routes), so a bad body
+    gets the same 400 everywhere. ``empty_ok``: no body at all reads as ``{}``."""
+    if empty_ok and not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ValidationError(f"body must be JSON {shape}") from None
+    if not isinstance(body, dict):
+        raise ValidationError(f"body must be JSON {shape}")
+    return body
+
+
+def _unhex(value: object, name: str) -> bytes:
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a hex string")
+    try:
+        data = binascii.unhexlify(value)
+    except (binascii.Error, ValueError):
+        raise ValidationError(f"{name} must be hex-encoded bytes") from None
+    if not data:
+        raise ValidationError(f"{name}: empty transaction")
+    return data
+
+
 async def submit_tx(request: web.Request) -> web.Response:
+    """One transaction (raw bytes or ``{"tx": hex}``) or a batch (``{"txs": [hex, ...]}``).
+
+    Why a batch form: HTTP handling costs about as much CPU as admitting a transaction, so a
+    load-heavy client sends many per request; the answer has one result per transaction."""
     if request.content_type == "application/octet-stream":
         data = await request.read()
-    else:
-        try:
-            body = await request.json()
-        except ValueError:
-            raise ValidationError('body must be JSON {"tx": "<hex>"} or raw bytes') from None
-        if not isinstance(body, dict) or not isinstance(body.get("tx"), str):
-            raise ValidationError('body must be JSON {"tx": "<hex>"}')
-        try:
-            data = binascii.unhexlify(body["tx"])
-        except (binascii.Error, ValueError):
-            raise ValidationError("tx must be hex-encoded bytes") from None
-    if not data:
-        raise ValidationError("empty transaction")
-    return web.json_response(_node(request).submit_tx(data), status=202)
+        if not data:
+            raise ValidationError("empty transaction")
+        return web.json_response(_node(request).submit_tx(data), status=202)
+    shape = '{"tx": "<hex>"} or {"txs": ["<hex>", ...]} (or raw bytes)'
+    body = await read_json_object(request, shape)
+    if "txs" in body:
+        items = body["txs"]
+        if not isinstance(items, list) or not items:
+            raise ValidationError('"txs" must be a non-empty list of hex strings')
+        if len(items) > MAX_SUBMIT_BATCH:
+            raise ValidationError(f"at most {MAX_SUBMIT_BATCH} transactions per request")
+        txs = [_unhex(item, f"txs[{i}]") for i, item in enumerate(items)]
+        return web.json_response({"results": _node(request).submit_txs(txs)}, status=202)
+    if not isinstance(body.get("tx"), str):
+        raise ValidationError(f"body must be JSON {shape}")
+    return web.json_response(_node(request).submit_tx(_unhex(body["tx"], "tx")), status=202)
 
 
 async def account(request: web.Request) -> web.Response:

@@ -150,3 +150,17 @@ def test_failed_ante_changes_nothing(chain: TestChain) -> None:
     assert {k: v for k, v in failing.changes.items() if k not in strip} == {
         k: v for k, v in empty.changes.items() if k not in strip
     }
+
+
+def test_peek_signer_reads_the_decoded_signer_or_gives_none() -> None:
+    from alloranet.chain.tx import decode_tx, peek_signer, sign_tx
+    from alloranet.crypto import PrivateKey
+
+    key = PrivateKey.from_label("peek")
+    for chain_id in ("c", "alloranet-local", "x" * 31, "y" * 32, "z" * 64):
+        raw = sign_tx(key, chain_id, 5, 1, [MsgSend(key.address, 1)])
+        assert peek_signer(raw) == decode_tx(raw).body.signer == key.public_key
+    raw = sign_tx(key, "c", 5, 1, [MsgSend(key.address, 1)])
+    assert peek_signer(raw[:30]) is None
+    assert peek_signer(b"\x93" + raw[1:]) is None
+    assert peek_signer(raw[:2] + b"\xc0" + raw[3:]) is None

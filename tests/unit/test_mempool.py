@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from alloranet.codec import sha256
 from alloranet.errors import ValidationError
 from alloranet.mempool import (
     DuplicateTxError,
@@ -98,3 +99,16 @@ def test_listeners_see_admitted_txs_only() -> None:
     with pytest.raises(TxRejectedError):
         pool.add(b"a:9")
     assert seen == [b"a:0"]
+
+
+def test_update_with_known_hashes_drops_the_same_txs() -> None:
+    checker = SeqChecker()
+    pool = Mempool(checker)
+    txs = [b"a:0", b"a:1", b"a:2"]
+    for tx in txs:
+        pool.add(tx)
+    checker.state["a"] = 1
+    assert pool.update(txs[:1], [sha256(txs[0])]) == 0
+    assert pool.reap(10, 10_000) == txs[1:]
+    with pytest.raises(ValueError, match="one hash per"):
+        pool.update(txs[1:], [])

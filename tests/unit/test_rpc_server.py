@@ -56,6 +56,10 @@ class FakeNode:
         self.submitted.append(tx)
         return {"hash": "ab"}
 
+    def submit_txs(self, txs: list[bytes]) -> list[dict[str, Any]]:
+        self.submitted.extend(txs)
+        return [{"hash": tx.hex(), "status": "pending"} for tx in txs]
+
     def validators(self) -> list[dict[str, Any]]:
         return [{"address": "allo1v", "power": 10, "jailed": False}]
 
@@ -129,5 +133,31 @@ async def test_errors_are_json_never_traces() -> None:
         node.full = True
         resp = await client.post("/v1/txs", json={"tx": "00"})
         assert resp.status == 503 and resp.headers["Retry-After"] == "1"
+    finally:
+        await client.close()
+
+
+async def test_batch_submit_gives_one_result_per_tx_in_order() -> None:
+    node = FakeNode()
+    client = await _client(node)
+    try:
+        resp = await client.post("/v1/txs", json={"txs": ["0102", "03", "aa"]})
+        assert resp.status == 202
+        body = await resp.json()
+        assert [r["hash"] for r in body["results"]] == ["0102", "03", "aa"]
+        assert node.submitted == [b"\x01\x02", b"\x03", b"\xaa"]
+        for bad, words in [
+            ({"txs": []}, "non-empty list"),
+            ({"txs": "0102"}, "non-empty list"),
+            ({"txs": ["0102", "zz"]}, "txs[1] must be hex"),
+            ({"txs": ["0102", 5]}, "txs[1] must be a hex string"),
+            ({"txs": [""]}, "empty transaction"),
+            ({"txs": ["00"] * 2001}, "at most 2000"),
+            ([1, 2], "body must be JSON"),
+        ]:
+            resp = await client.post("/v1/txs", json=bad)
+            assert resp.status == 400, bad
+            assert words in (await resp.json())["error"]["message"], bad
+        assert len(node.submitted) == 3  # nothing of a refused batch was submitted
     finally:
         await client.close()
