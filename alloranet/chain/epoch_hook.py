@@ -33,6 +33,9 @@ from alloranet.synthesis import TopicParams
 #: forecasts by it (spec/synthesis.md 1.1, alloranet.chain.actors.compute_top_forecast).
 INFERER_SCORE_EMA = "inferer_score_ema"
 
+#: Closed-nonce records kept in state per topic (the history API's largest page is 500).
+EPOCH_RECORDS_PER_TOPIC = 500
+
 
 @dataclass(frozen=True, slots=True)
 class Inference:
@@ -68,6 +71,7 @@ class EpochContext:
     synthesis_state: tuple[tuple[str, bytes], ...]  # (family, packed value), sorted by family
     params: EmissionsParams
     reward_budget: int
+    worker_submission_window: int  # the nonce's worker window closed at nonce + this
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,10 @@ class EpochOutcome:
     events: tuple[tuple[str, str], ...] = field(default=())
     #: how much of ``payouts`` went to reputers (spec 6's r is recomputed from it monthly)
     reputer_total: int = 0
+    #: what the API serves for this nonce (network inference, weights, band, losses, rewards)
+    #: as deterministic bytes; the chain keeps the newest EPOCH_RECORDS_PER_TOPIC per topic in
+    #: state, so every node — restarted, block-synced or state-synced — serves the same history
+    record: bytes | None = None
 
 
 class EpochProcessor(Protocol):

@@ -30,6 +30,7 @@ from typing import Final
 
 from alloranet.chain.context import BlockContext
 from alloranet.chain.epoch_hook import (
+    EPOCH_RECORDS_PER_TOPIC,
     EpochContext,
     EpochOutcome,
     EpochProcessor,
@@ -199,6 +200,7 @@ def build_epoch_context(
         synthesis_state=tuple(sorted(ledger.synthesis_families(topic_id).items())),
         params=ctx.emissions,
         reward_budget=reward_budget,
+        worker_submission_window=topic.worker_submission_window,
     )
 
 
@@ -218,6 +220,12 @@ def process_epoch_outcome(ledger: Ledger, epoch: EpochContext, outcome: EpochOut
         ledger.set_synthesis_state(epoch.topic_id, family, packed)
     for address, amount in outcome.payouts:
         ledger.transfer(REWARDS, address, amount, "reward payout")
+    if outcome.record is not None:
+        if type(outcome.record) is not bytes:
+            raise InvariantError("epoch outcome: the record must be bytes")
+        ledger.add_epoch_record(
+            epoch.topic_id, epoch.nonce, outcome.record, EPOCH_RECORDS_PER_TOPIC
+        )
     total = sum(a for _, a in outcome.payouts)
     if total:
         paid_total, paid_reputers = ledger.get_meta("mint/paid", (0, 0))

@@ -16,7 +16,8 @@ rules; ``tw/<id>`` weight;
 ``wclose/``/``rclose/<height>`` nonces whose worker or reputer window closes at the end of that
 height; ``wopen/``/``ropen/<id><nonce>`` open nonces;
 ``inf/<id><nonce><addr>`` worker payloads; ``rep/<id><nonce><addr>`` reputer bundles;
-``syn/<id>\\0<family>`` packed per-topic synthesis state (one value per topic and family).
+``syn/<id>\\0<family>`` packed per-topic synthesis state (one value per topic and family);
+``hist/<id><nonce>`` the record of a closed nonce the API serves, ``histn/<id>`` their nonces.
 """
 
 from __future__ import annotations
@@ -465,6 +466,23 @@ class Ledger:
             self.kv.delete(key)
         else:
             self._put(key, packed)
+
+    def get_epoch_record(self, topic_id: int, nonce: int) -> bytes | None:
+        value: bytes | None = self._get(b"hist/" + _u64(topic_id) + _u64(nonce))
+        return value
+
+    def recorded_nonces(self, topic_id: int) -> tuple[int, ...]:
+        """Nonces of the topic with a stored epoch record, ascending."""
+        value: tuple[int, ...] = self._get_or(b"histn/" + _u64(topic_id), ())
+        return value
+
+    def add_epoch_record(self, topic_id: int, nonce: int, record: bytes, keep: int) -> None:
+        """Store a closed nonce's record; only the newest ``keep`` of the topic are kept."""
+        self._put(b"hist/" + _u64(topic_id) + _u64(nonce), record)
+        nonces = sorted({*self.recorded_nonces(topic_id), nonce})
+        for old in nonces[: max(0, len(nonces) - keep)]:
+            self.kv.delete(b"hist/" + _u64(topic_id) + _u64(old))
+        self._put(b"histn/" + _u64(topic_id), tuple(nonces[-keep:]))
 
     def synthesis_families(self, topic_id: int) -> dict[str, bytes]:
         prefix = b"syn/" + _u64(topic_id) + b"\x00"

@@ -18,6 +18,7 @@ computed (losses per worker, payouts per actor) for the node's history API.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -215,13 +216,17 @@ class SynthesisProcessor:
             ("rewards", encode(_finite_reward_state(rewards.state).to_wire())),
             ("samples", encode((inf_samples, fc_samples))),
         )
-        self.details[(ctx.topic_id, ctx.nonce)] = {
+        details = {
             "inference": inference,
             "round": round_,
             "losses": losses,
             "rewards": rewards,
             "close_height": ctx.block_height,
         }
+        self.details[(ctx.topic_id, ctx.nonce)] = details
+        record = compute_epoch_record(
+            ctx.topic_id, ctx.nonce, details, ctx.nonce + ctx.worker_submission_window
+        )
         while len(self.details) > 64:
             self.details.pop(next(iter(self.details)))
         return EpochOutcome(
@@ -229,6 +234,7 @@ class SynthesisProcessor:
             payouts=tuple(sorted(payouts.items())),
             events=(("synthesis", f"{ctx.topic_id}:{ctx.nonce}"),),
             reputer_total=sum(a for _, a in rewards.reputer_payouts if a > 0),
+            record=encode_epoch_record(record),
         )
 
 
@@ -312,3 +318,43 @@ def losses_json(losses: NetworkLosses) -> dict[str, Any]:
         "inferer_losses": _attributed(losses.inferers, v.inferer),
         "forecaster_losses": _attributed(losses.forecasters, v.forecaster),
     }
+
+
+def compute_epoch_record(
+    topic_id: int, nonce: int, details: Mapping[str, Any], window_closes_at: int
+) -> dict[str, Any]:
+    """The history entry of a closed nonce: the network inference view (with the network
+    losses it was scored by) and every payout by role — what the history API serves."""
+    inference = inference_json(
+        topic_id, nonce, details["inference"], details["round"], window_closes_at
+    )
+    inference["loss_block_height"] = str(details["close_height"])
+    inference["losses"] = losses_json(details["losses"])
+    rewards = details["rewards"]
+    payouts = [
+        {"actor": a, "role": role, "amount": str(amount)}
+        for role, items in (
+            ("inferer", rewards.inferer_payouts),
+            ("forecaster", rewards.forecaster_payouts),
+            ("reputer", rewards.reputer_payouts),
+        )
+        for a, amount in items
+    ]
+    return {
+        "topic_id": topic_id,
+        "nonce": nonce,
+        "close_height": details["close_height"],
+        "inference": inference,
+        "rewards": payouts,
+    }
+
+
+def encode_epoch_record(entry: Mapping[str, Any]) -> bytes:
+    """Deterministic bytes of an entry for chain state: compact JSON with sorted keys. Every
+    number in it is an int or a float's ``repr`` string, both the same on every node."""
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode_epoch_record(data: bytes) -> dict[str, Any]:
+    entry: dict[str, Any] = json.loads(data)
+    return entry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 from alloranet.chain.epoch_hook import EpochContext, Forecast, Inference, ReputerReport
@@ -80,6 +81,7 @@ def _context(world: World, nonce: int, state: tuple[tuple[str, bytes], ...]) -> 
         synthesis_state=state,
         params=EmissionsParams(),
         reward_budget=10**21,
+        worker_submission_window=4,
     )
 
 
@@ -126,3 +128,43 @@ def test_processor_stores_state_pays_and_is_deterministic() -> None:
 def test_module_params_follow_chain_params() -> None:
     params = EmissionsParams(c_norm=0.5)
     assert compute_module_params(params).c_norm == 0.5
+
+
+def test_epoch_record_goes_to_chain_state_and_history_serves_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The record is built inside the close (deterministic bytes), stored by the chain, and the
+    History reading chain state serves exactly what the old node-local file served."""
+    from alloranet.chain.kv import AppState, Overlay
+    from alloranet.chain.ledger import Ledger
+    from alloranet.node.epoch import compute_epoch_record, decode_epoch_record
+    from alloranet.node.history import History
+
+    world = World(SEED, len(WORKERS))
+    processor, twin = SynthesisProcessor(), SynthesisProcessor()
+    families: dict[str, bytes] = {}
+    kv = Overlay(AppState.empty())
+    file_history = History(tmp_path / "history.jsonl")
+    for epoch in range(3):
+        nonce = 8 * (epoch + 1)
+        ctx = _context(world, nonce, tuple(sorted(families.items())))
+        outcome = processor.process_reputer_nonce_close(ctx)
+        assert outcome.record is not None
+        assert twin.process_reputer_nonce_close(ctx).record == outcome.record  # deterministic
+        details = processor.details[(1, nonce)]
+        assert decode_epoch_record(outcome.record) == json.loads(
+            json.dumps(compute_epoch_record(1, nonce, details, nonce + 4))
+        )
+        file_history.record(1, nonce, details, nonce + 4)
+        Ledger(kv).add_epoch_record(1, nonce, outcome.record, keep=2)
+        families.update({f: p for f, p in outcome.synthesis_state if p is not None})
+    state = AppState.empty().apply(kv.changes())
+    chain_history = History(tmp_path / "unused.jsonl", state=lambda: state)
+    assert not (tmp_path / "unused.jsonl").exists()
+    # the chain keeps the newest two; those read back exactly as the file had them
+    assert [e["nonce"] for e in chain_history.for_topic(1, 10)] == [24, 16]
+    for entry in chain_history.for_topic(1, 10):
+        assert entry == json.loads(json.dumps(file_history.get(1, entry["nonce"])))
+    assert chain_history.get(1, 8) is None
+    latest = chain_history.latest(1)
+    assert latest is not None and latest["nonce"] == 24
+    assert latest["inference"]["network_inferences"]["combined_value"] is not None
+    assert chain_history.for_topic(1, 0) == [] and chain_history.latest(2) is None

@@ -399,3 +399,26 @@ def test_unscored_ties_are_drawn_by_block_height() -> None:
     draws = {compute_top_forecast(forecast, {}, height, 3) for height in range(1, 21)}
     assert len(draws) > 1  # the tie order changes with the height...
     assert compute_top_forecast(forecast, {}, 7, 3) in draws  # ...and repeats for the same one
+
+
+def test_epoch_record_is_kept_in_state_newest_per_topic() -> None:
+    from alloranet.chain.history import get_epoch_record, get_recorded_nonces
+
+    class Recording(Recorder):
+        def process_reputer_nonce_close(self, ctx: EpochContext) -> EpochOutcome:
+            super().process_reputer_nonce_close(ctx)
+            return EpochOutcome(record=f"record {ctx.nonce}".encode())
+
+    chain = setup(Recording())
+    chain.advance_to(15)
+    chain.block([payload(chain, "w1")])
+    chain.advance_to(38)
+    assert get_epoch_record(chain.state, 1, NONCE) == f"record {NONCE}".encode()
+    assert get_recorded_nonces(chain.state, 1) == (NONCE,)
+    assert get_epoch_record(chain.state, 1, NONCE + 12) is None
+    # the ledger keeps only the newest `keep` records of a topic
+    kv = Overlay(chain.state)
+    for nonce in (50, 62, 74):
+        Ledger(kv).add_epoch_record(1, nonce, b"r", keep=2)
+    assert Ledger(kv).recorded_nonces(1) == (62, 74)
+    assert Ledger(kv).get_epoch_record(1, NONCE) is None
