@@ -25,7 +25,7 @@ reputer nonces close (synthesis hook), fee distribution to the validators' deleg
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -231,38 +231,43 @@ def check_tx(
     return tx
 
 
+def _process_evidence_msg(
+    ledger: Ledger, ctx: BlockContext, signer: str, msg: MsgSubmitEvidence
+) -> None:
+    del signer
+    staking.process_evidence(ledger, ctx, DuplicateVoteEvidence.from_wire(msg.evidence))
+
+
+def _process_create_topic(
+    ledger: Ledger, ctx: BlockContext, signer: str, msg: MsgCreateTopic
+) -> tuple[int]:
+    return (topics.process_create_topic(ledger, ctx, signer, msg),)
+
+
+#: message type -> handler(ledger, ctx, signer, msg); a handler returning a tuple adds it to
+#: the tx result's data (create_topic: the new topic id)
+_HANDLERS: Final[dict[type, Callable[[Ledger, BlockContext, str, Any], Any]]] = {
+    MsgSend: bank.process_send,
+    MsgCreateValidator: staking.process_create_validator,
+    MsgDelegate: staking.process_delegate,
+    MsgUndelegate: staking.process_undelegate,
+    MsgUnjail: liveness.process_unjail,
+    MsgCreateTopic: _process_create_topic,
+    MsgFundTopic: topics.process_fund_topic,
+    MsgRegister: actors.process_register,
+    MsgAddStake: actors.process_add_stake,
+    MsgRemoveStake: actors.process_remove_stake,
+    MsgDelegateStake: actors.process_delegate_stake,
+    MsgRemoveDelegateStake: actors.process_remove_delegate_stake,
+    MsgInsertWorkerPayload: actors.process_worker_payload,
+    MsgInsertReputerPayload: actors.process_reputer_payload,
+    MsgSubmitEvidence: _process_evidence_msg,
+}
+
+
 def _process_msg(ledger: Ledger, ctx: BlockContext, signer: str, msg: Msg) -> tuple[Any, ...]:
-    if isinstance(msg, MsgSend):
-        bank.process_send(ledger, ctx, signer, msg)
-    elif isinstance(msg, MsgCreateValidator):
-        staking.process_create_validator(ledger, ctx, signer, msg)
-    elif isinstance(msg, MsgDelegate):
-        staking.process_delegate(ledger, ctx, signer, msg)
-    elif isinstance(msg, MsgUndelegate):
-        staking.process_undelegate(ledger, ctx, signer, msg)
-    elif isinstance(msg, MsgCreateTopic):
-        return (topics.process_create_topic(ledger, ctx, signer, msg),)
-    elif isinstance(msg, MsgFundTopic):
-        topics.process_fund_topic(ledger, ctx, signer, msg)
-    elif isinstance(msg, MsgRegister):
-        actors.process_register(ledger, ctx, signer, msg)
-    elif isinstance(msg, MsgAddStake):
-        actors.process_add_stake(ledger, ctx, signer, msg)
-    elif isinstance(msg, MsgRemoveStake):
-        actors.process_remove_stake(ledger, ctx, signer, msg)
-    elif isinstance(msg, MsgDelegateStake):
-        actors.process_delegate_stake(ledger, ctx, signer, msg)
-    elif isinstance(msg, MsgRemoveDelegateStake):
-        actors.process_remove_delegate_stake(ledger, ctx, signer, msg)
-    elif isinstance(msg, MsgInsertWorkerPayload):
-        actors.process_worker_payload(ledger, ctx, signer, msg)
-    elif isinstance(msg, MsgInsertReputerPayload):
-        actors.process_reputer_payload(ledger, ctx, signer, msg)
-    elif isinstance(msg, MsgSubmitEvidence):
-        staking.process_evidence(ledger, ctx, DuplicateVoteEvidence.from_wire(msg.evidence))
-    elif isinstance(msg, MsgUnjail):
-        liveness.process_unjail(ledger, ctx, signer, msg)
-    return ()
+    result = _HANDLERS[type(msg)](ledger, ctx, signer, msg)
+    return result if isinstance(result, tuple) else ()
 
 
 def process_tx(

@@ -210,23 +210,12 @@ class TopicRules:
         """The stateless rules of Topic.Validate (spec/synthesis.md 5.6)."""
         if not self.loss_method:
             raise InvalidMessageError("create_topic: loss_method must not be empty")
-        if not 2.5 <= self.p_norm <= 4.5:
-            raise InvalidMessageError(f"create_topic: p_norm {self.p_norm} not in [2.5, 4.5]")
-        if not 0.0 < self.alpha_regret <= 1.0:
-            raise InvalidMessageError(
-                f"create_topic: alpha_regret {self.alpha_regret} not in (0, 1]"
-            )
-        if not self.epsilon > 0.0:
-            raise InvalidMessageError(f"create_topic: epsilon {self.epsilon} must be > 0")
-        for name in (
-            "merit_sortition_alpha",
-            "active_inferer_quantile",
-            "active_forecaster_quantile",
-            "active_reputer_quantile",
-        ):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise InvalidMessageError(f"create_topic: {name} {value} not in [0, 1)")
+        from alloranet.chain.params import compute_topic_params
+
+        try:  # the numeric rules are the synthesis TopicParams' own (one definition)
+            compute_topic_params(self)
+        except ValidationError as exc:
+            raise InvalidMessageError(f"create_topic: {exc}") from None
         if not self.epoch_length <= self.ground_truth_lag <= 100 * self.epoch_length:
             raise InvalidMessageError(
                 f"create_topic: ground_truth_lag {self.ground_truth_lag} must be between "

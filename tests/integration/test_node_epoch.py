@@ -66,14 +66,9 @@ def _context(world: World, nonce: int, state: tuple[tuple[str, bytes], ...]) -> 
         nonce=nonce,
         block_height=nonce + 16,
         epoch_length=8,
-        topic=TopicParams(
-            p_norm=3.0,
+        topic=TopicParams(  # p_norm 3, epsilon 0.01, merit-sortition alpha 0.1: defaults
             alpha_regret=0.5,
-            epsilon=0.01,
-            merit_sortition_alpha=0.1,
-            active_inferer_quantile=0.25,
-            active_forecaster_quantile=0.25,
-            active_reputer_quantile=0.25,
+            **{f"active_{kind}_quantile": 0.25 for kind in ("inferer", "forecaster", "reputer")},
         ),
         inferences=inferences,
         forecasts=forecasts,
