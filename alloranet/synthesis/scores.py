@@ -142,15 +142,14 @@ def consensus_scores(
     return np.asarray(1.0 / (dist / norm[:, None] + eps_reputer), dtype=np.float64)
 
 
-def _gram_scorer(
-    x: FloatArray, stakes: FloatArray, eps_reputer: float, eps_div: float
-) -> Callable[[FloatArray], tuple[FloatArray, FloatArray]]:
-    """Fast exact-arithmetic-order scorer for reports without gaps (the usual case).
+def _gram_tensor(x: FloatArray) -> FloatArray:
+    """The Gram terms of reports without gaps, (M * M, M + 1): entry (p * M + q, r) is
+    (x_r - x_p).(x_r - x_q) for r < M and x_p.x_q for r = M, each a fixed-order sum over D.
 
-    With no NaN the consensus is C_b = sum_p w_bp x_p (w = adjusted stakes / their sum), so
-    |x_m - C_b|^2 = sum_pq w_bp w_bq (x_m - x_p).(x_m - x_q) and |C_b|^2 = sum_pq w_bp w_bq
-    x_p.x_q: two small Gram tensors built once (O(M^3 D)), then every coefficient vector of
-    every iteration costs O(M^3) instead of O(M D). The differences are formed before the
+    Why: with no NaN the consensus is C_b = sum_p w_bp x_p (w = adjusted stakes / their
+    sum), so |x_m - C_b|^2 = sum_pq w_bp w_bq (x_m - x_p).(x_m - x_q) and |C_b|^2 = sum_pq
+    w_bp w_bq x_p.x_q: the tensors are built once (O(M^3 D)), then every coefficient vector
+    of every iteration costs O(M^3) instead of O(M D). The differences are formed before the
     products, so near-agreeing reputers lose no precision to cancellation."""
     m = x.shape[0]
     iu, ju = _upper_pairs(m)  # the Gram tensors are symmetric in (p, q)
@@ -209,35 +208,64 @@ def _gram_scorer(
     h[ju, iu] = hu
     mm = m * m
     # (pq, M + 1): rows 0..M-1 of each pq entry are the distances' terms, row M the norm's
-    gh_t = np.ascontiguousarray(np.concatenate([g.reshape(m, mm), h.reshape(1, mm)]).T)
+    return np.ascontiguousarray(np.concatenate([g.reshape(m, mm), h.reshape(1, mm)]).T)
+
+
+class _ScoreBuffers:
+    """The reused arrays of one batch size of the Gram scorer (see ``_gram_scorer``)."""
+
+    def __init__(self, m: int, b: int) -> None:
+        self.total = TreeBuffer(m, b)
+        self.adj_sum = TreeBuffer(m, b)
+        self.both = TreeBuffer(m * m, (m + 1) * b)
+        self.adj = np.empty((m, b))
+        self.w = np.empty((m, b))
+        self.ww = np.empty((m, m, b))
+        self.t = np.empty((m, b))
+
+
+def _gram_scorer(
+    gh_t: FloatArray, stakes: FloatArray, eps_reputer: float, eps_div: float
+) -> Callable[[FloatArray], tuple[FloatArray, FloatArray]]:
+    """Fast exact-arithmetic-order scorer for reports without gaps (the usual case), on the
+    terms of :func:`_gram_tensor`."""
+    m = stakes.size
+    mm = m * m
+    fm = float(m)
     col = stakes[:, None]
-    buffers: dict[int, tuple[TreeBuffer, TreeBuffer, TreeBuffer]] = {}
+    gh3 = gh_t[:, :, None]  # (pq, M + 1, 1)
+    buffers: dict[int, _ScoreBuffers] = {}
 
     def score(coefficients: FloatArray) -> tuple[FloatArray, FloatArray]:
         # Everything is held transposed, (M, B): the row sums over reputers are then
-        # entry-major trees (stats.tree_sum_columns), a few cheap 1-D adds each.
+        # entry-major trees (stats.tree_sum_columns), a few cheap 1-D adds each. Results
+        # live in buffers reused by the next call of the same batch size (the caller copies
+        # what it keeps); the caller sets the floating-point error state (np.errstate).
         b = coefficients.shape[0]
-        if b not in buffers:
-            buffers[b] = (TreeBuffer(m, b), TreeBuffer(m, b), TreeBuffer(mm, (m + 1) * b))
-        t_total, t_adj, t_both = buffers[b]
-        with np.errstate(all="ignore"):
-            prod = np.multiply(col, coefficients.T, out=t_total.entries)  # a_m S_m
-            adj = float(m) * prod
-            total = t_total.run()
-            adj /= total
-            np.minimum(adj, 1.0, out=adj)
-            t_adj.entries[...] = adj
-            w = adj / t_adj.run()
-            ww = (w[:, None, :] * w[None, :, :]).reshape(mm, 1, b)  # (pq, 1, B)
-            np.multiply(gh_t[:, :, None], ww, out=t_both.entries.reshape(mm, m + 1, b))
-            both = t_both.run().reshape(m + 1, b)
-            dist = np.sqrt(np.maximum(both[:m], 0.0))
-            norm = np.sqrt(np.maximum(both[m], 0.0))
-            norm = np.where(norm == 0.0, eps_div, norm)
-            t = dist / norm
-            t += eps_reputer
-            np.divide(1.0, t, out=t)
-        return t, adj[:, 0].copy()
+        buf = buffers.get(b)
+        if buf is None:
+            buf = buffers[b] = _ScoreBuffers(m, b)
+        prod = np.multiply(col, coefficients.T, out=buf.total.entries)  # a_m S_m
+        adj = np.multiply(fm, prod, out=buf.adj)
+        adj /= buf.total.run()
+        np.minimum(adj, 1.0, out=adj)
+        np.copyto(buf.adj_sum.entries, adj)
+        w = np.divide(adj, buf.adj_sum.run(), out=buf.w)
+        ww = np.multiply(w[:, None, :], w[None, :, :], out=buf.ww)  # (p, q, B)
+        np.multiply(gh3, ww.reshape(mm, 1, b), out=buf.both.entries.reshape(mm, m + 1, b))
+        # rows 0..M-1: squared distances, row M: squared norm of the consensus; a sum that
+        # rounding left below zero counts as zero (none is -0.0: every sum has the +0 or
+        # positive p = q terms, so one maximum over all rows equals the per-row ones)
+        both = buf.both.run()
+        np.maximum(both, 0.0, out=both)
+        np.sqrt(both, out=both)
+        rows = both.reshape(m + 1, b)
+        norm = rows[m]
+        np.copyto(norm, eps_div, where=norm == 0.0)
+        t = np.divide(rows[:m], norm, out=buf.t)
+        t += eps_reputer
+        np.divide(1.0, t, out=t)
+        return t, adj[:, 0]
 
     return score
 
@@ -261,7 +289,8 @@ def reputer_scores(
     total_stake = float(fixed_sum(s))
     scorer: Callable[[FloatArray], tuple[FloatArray, FloatArray]]  # -> ((M, B), adjusted)
     if np.all(~np.isnan(x)) and x.shape[0] > 0:
-        scorer = _gram_scorer(x, s, eps_reputer, eps_div)
+        gh_t = _gram_tensor(x)
+        scorer = _gram_scorer(gh_t, s, eps_reputer, eps_div)
     else:
 
         def scorer(coefficients: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -271,40 +300,42 @@ def reputer_scores(
 
     # Every scorer call also returns the adjusted stakes of its first row, which is the
     # coefficient vector being scored: the final adjusted stakes come from the last call.
-    # Scorers return the scores transposed, (M, B): column b is coefficient vector b's.
-    t, adj_scored = scorer(a[None])
-    scores = t[:, 0].copy()
-    g_max = 1.0
-    it = 0
-    rows = np.arange(m)
+    # Scorers return the scores transposed, (M, B): column b is coefficient vector b's; the
+    # returned arrays may be reused by the next call, so only the last ones are copied.
+    batch = np.empty((m + 1, m))
+    perturbed = batch[1:].reshape(-1)[:: m + 1]  # the entries (i + 1, i)
+    s_col = s[:, None]
     f_old: float | None = None
     t_perf, t_frac = TreeBuffer(m, m + 1), TreeBuffer(m, 1)
-    while it < max_iters and g_max >= max_gradient_threshold:
-        delta = np.where(a == 1.0, -0.001, 0.001)
-        batch = np.empty((m + 1, m))
-        batch[:] = a
-        batch[rows + 1, rows] = a + delta
-        t, adj_scored = scorer(batch)
-        scores = t[:, 0].copy()
-        np.multiply(s[:, None], t, out=t_perf.entries)
-        perf = t_perf.run()  # (M + 1,)
-        grad = (1.0 - perf[0] / perf[1:]) / delta
-        a_new = np.clip(a + learning_rate * grad, 0.0, 1.0)
-        if f_old is None:
-            f_old = float(fixed_sum(a * s)) / total_stake
-        np.multiply(a_new, s, out=t_frac.flat)
-        f_new = float(t_frac.run()[0]) / total_stake
-        if f_new < min_stake_fraction:
-            if f_new == f_old:
-                break
-            a_new = a + (a_new - a) * (min_stake_fraction - f_old) / (f_new - f_old)
-            f_next = None  # rescaled: recompute its stake fraction next time
-        else:
-            f_next = f_new  # the same sum of the same vector
-        g_max = float(np.max(np.abs(a_new - a))) / learning_rate
-        a = a_new
-        f_old = f_next
-        it += 1
+    g_max = 1.0
+    it = 0
+    with np.errstate(all="ignore"):
+        t, adj_scored = scorer(a[None])
+        while it < max_iters and g_max >= max_gradient_threshold:
+            delta = np.where(a == 1.0, -0.001, 0.001)
+            batch[...] = a
+            np.add(a, delta, out=perturbed)
+            t, adj_scored = scorer(batch)
+            np.multiply(s_col, t, out=t_perf.entries)
+            perf = t_perf.run()  # (M + 1,)
+            grad = (1.0 - perf[0] / perf[1:]) / delta
+            a_new = (a + learning_rate * grad).clip(0.0, 1.0)  # np.clip without its wrapper
+            if f_old is None:
+                f_old = float(fixed_sum(a * s)) / total_stake
+            np.multiply(a_new, s, out=t_frac.flat)
+            f_new = float(t_frac.run()[0]) / total_stake
+            if f_new < min_stake_fraction:
+                if f_new == f_old:
+                    break
+                a_new = a + (a_new - a) * (min_stake_fraction - f_old) / (f_new - f_old)
+                f_next = None  # rescaled: recompute its stake fraction next time
+            else:
+                f_next = f_new  # the same sum of the same vector
+            g_max = float(np.abs(a_new - a).max()) / learning_rate  # np.max, unwrapped
+            a = a_new
+            f_old = f_next
+            it += 1
+    scores = t[:, 0].copy()
     return ReputerScoring(
         scores=np.asarray(scores, dtype=np.float64),
         coefficients=a,

@@ -106,8 +106,12 @@ def _tree_sum_last_axis(arr: FloatArray, n: int) -> FloatArray:
 _PY_TREE_MAX = 64
 
 
-def _py_tree(v: list[float], n: int) -> float:
-    """The tree of the module docstring on a list of Python floats."""
+def py_tree(v: list[float]) -> float:
+    """The tree of the module docstring on a list of Python floats (0.0 for none): the bits
+    of :func:`fixed_sum` of the same values, for the small sums of the Python-float paths."""
+    n = len(v)
+    if n == 0:
+        return 0.0
     for h, odd in _tree_plan(n):
         last = v[2 * h] if odd else 0.0
         v = [v[i] + v[i + h] for i in range(h)]
@@ -132,7 +136,7 @@ def fixed_sum(values: npt.ArrayLike, axis: int = -1) -> FloatArray:
         return np.array(arr[..., 0], dtype=np.float64)
     if arr.ndim == 1:
         if n <= _PY_TREE_MAX:
-            return np.array(_py_tree(arr.tolist(), n), dtype=np.float64)
+            return np.array(py_tree(arr.tolist()), dtype=np.float64)
         flat = arr.copy()
         return np.array(tree_sum_columns(flat, n, 1)[0], dtype=np.float64)
     if n >= 256:
@@ -148,7 +152,7 @@ def fixed_sum_scalar(values: npt.ArrayLike) -> float:
     arr = np.asarray(values, dtype=np.float64).ravel()
     n = arr.size
     if 0 < n <= _PY_TREE_MAX:
-        return _py_tree(arr.tolist(), n)
+        return py_tree(arr.tolist())
     return float(fixed_sum(arr))
 
 
