@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from alloranet.synthesis.ema import ema
 from alloranet.synthesis.losses import LossReports
-from alloranet.synthesis.stats import TreeBuffer, fixed_sum, tree_sum_columns
+from alloranet.synthesis.stats import TreeBuffer, fixed_sum
 
 #: Above this many Gram products the tensors are built reputer by reputer (bounded memory).
 _GRAM_AT_ONCE = 1 << 18
@@ -38,14 +38,21 @@ def _upper_pairs(m: int) -> tuple[IntArray, IntArray]:
     return iu, ju
 
 
-def _gram_scratch(m: int, d: int) -> tuple[FloatArray, FloatArray]:
-    """This thread's (D, M, M) difference and (D * (M + 1) * pairs) product buffers, kept
-    between calls: at 32 x 6 the products are ~165 KiB, which glibc's default allocator
-    mmaps and unmaps on every call (~90 page faults per epoch, more than the arithmetic).
-    Every element is written before it is read, so reuse cannot change a result."""
-    cache: dict[tuple[int, int], tuple[FloatArray, FloatArray]] | None = getattr(
-        _LOCAL, "gram", None
-    )
+class _GramScratch:
+    """This thread's buffers for a small Gram build of M reputers and D values, kept between
+    calls: at 32 x 6 the products are ~165 KiB, which glibc's default allocator mmaps and
+    unmaps on every call (~90 page faults per epoch, more than the arithmetic). Every
+    element is written before it is read, so reuse cannot change a result."""
+
+    def __init__(self, m: int, d: int) -> None:
+        npair = m * (m + 1) // 2
+        self.diff = np.empty((m, m, d))
+        self.prods = np.empty((npair, m + 1, d))
+        self.tree = TreeBuffer(d, npair * (m + 1))
+
+
+def _gram_scratch(m: int, d: int) -> _GramScratch:
+    cache: dict[tuple[int, int], _GramScratch] | None = getattr(_LOCAL, "gram", None)
     if cache is None:
         cache = _LOCAL.gram = {}
     key = (m, d)
@@ -53,8 +60,7 @@ def _gram_scratch(m: int, d: int) -> tuple[FloatArray, FloatArray]:
     if found is None:
         if len(cache) >= 4:
             cache.clear()
-        npair = m * (m + 1) // 2
-        found = cache[key] = (np.empty((d, m, m)), np.empty(max(d, 1) * (m + 1) * npair))
+        found = cache[key] = _GramScratch(m, d)
     return found
 
 
@@ -155,28 +161,41 @@ def _gram_tensor(x: FloatArray) -> FloatArray:
     iu, ju = _upper_pairs(m)  # the Gram tensors are symmetric in (p, q)
     npair = iu.size
     d = x.shape[1]
+    mm = m * m
+    if d >= 2 and (m + 1) * npair * d <= _GRAM_AT_ONCE:
+        # small reports: every product at once into reused buffers, row (i, r) of pair
+        # i = (p, q) (triu order) = (x_r - x_p) * (x_r - x_q) term by term for r < M and
+        # x_p * x_q for r = M (one broadcast multiply per p, contiguous over D), then one
+        # entry-major batch of fixed-order sums over D (stats.TreeBuffer: the tree of
+        # stats.fixed_sum as contiguous 1-D adds); the sums of pair i are gh_t's row p M + q
+        # and, by symmetry, row q M + p
+        buf = _gram_scratch(m, d)
+        diff, prods = buf.diff, buf.prods
+        np.subtract(x[None, :, :], x[:, None, :], out=diff)  # diff[p, r] = x_r - x_p
+        off = 0
+        for p_ in range(m):
+            w_ = m - p_
+            np.multiply(diff[p_ : p_ + 1], diff[p_:], out=prods[off : off + w_, :m])
+            np.multiply(x[p_ : p_ + 1], x[p_:], out=prods[off : off + w_, m])
+            off += w_
+        buf.tree.entries[...] = prods.reshape(npair * (m + 1), d).T
+        upper = buf.tree.run().reshape(npair, m + 1)
+        gh_t = np.empty((mm, m + 1))
+        gh_t[iu * m + ju] = upper
+        gh_t[ju * m + iu] = upper
+        return gh_t
     g = np.empty((m, m, m))
     h = np.empty((m, m))
-    if d < 2 or (m + 1) * npair * d <= _GRAM_AT_ONCE:
-        # small reports: every product at once into reused entry-major buffers, column
-        # r * pairs + i = (x_r - x_p).(x_r - x_q) term by term, column M * pairs + i = x_p.x_q
-        # for pair i = (p, q) in triu order; then one batch of fixed-order sums over D
-        # (stats.tree_sum_columns: the tree of stats.fixed_sum, as contiguous 1-D adds)
-        cols = (m + 1) * npair
-        diff, flat = _gram_scratch(m, d)
-        xt = x.T  # (D, M)
-        np.subtract(xt[:, :, None], xt[:, None, :], out=diff)  # diff[:, r, p] = x_r - x_p
-        prods = flat[: d * cols].reshape(d, m + 1, npair)
-        off = 0
-        for p_ in range(m):  # pairs (p, q >= p): one broadcast multiply per p
-            w_ = m - p_
-            np.multiply(diff[:, :, p_ : p_ + 1], diff[:, :, p_:], out=prods[:, :m, off : off + w_])
-            np.multiply(xt[:, p_ : p_ + 1], xt[:, p_:], out=prods[:, m, off : off + w_])
-            off += w_
-        sums = tree_sum_columns(flat, d, cols) if d else np.zeros(cols)
-        upper = sums[: m * npair].reshape(m, npair)
-        g[:, iu, ju] = upper
-        g[:, ju, iu] = upper
+    if d < 2:
+        # D = 0 or 1: a sum of at most one term (stats.fixed_sum)
+        diffs = x[:, None, :] - x[None, :, :]
+        prods_ = np.concatenate(
+            [(diffs[:, iu, :] * diffs[:, ju, :]).reshape(m * npair, d), x[iu] * x[ju]]
+        )
+        sums = fixed_sum(prods_)
+        upper_ = sums[: m * npair].reshape(m, npair)
+        g[:, iu, ju] = upper_
+        g[:, ju, iu] = upper_
         hu = sums[m * npair :]
     else:
         # long reports: each sum of products is formed straight into its tree's first level
@@ -206,7 +225,6 @@ def _gram_tensor(x: FloatArray) -> FloatArray:
         hu = np.array([dot(x[p_], x[q_]) for p_, q_ in zip(iu, ju, strict=True)])
     h[iu, ju] = hu
     h[ju, iu] = hu
-    mm = m * m
     # (pq, M + 1): rows 0..M-1 of each pq entry are the distances' terms, row M the norm's
     return np.ascontiguousarray(np.concatenate([g.reshape(m, mm), h.reshape(1, mm)]).T)
 

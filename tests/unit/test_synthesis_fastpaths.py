@@ -430,3 +430,29 @@ def test_batched_reward_kernels_equal_single_task_ones() -> None:
             want_e = rw.task_entropy(f, pv, 0.1, 0.25)
             assert struct.pack("<d", e.entropy) == struct.pack("<d", want_e.entropy), sizes
             assert e.smoothed.tobytes() == want_e.smoothed.tobytes()
+
+
+@pytest.mark.parametrize("at_once", [True, False])
+@pytest.mark.parametrize(("m", "d"), [(1, 2), (2, 1), (3, 0), (5, 2), (5, 276), (4, 33), (6, 7)])
+def test_gram_terms_equal_plain_sums(
+    m: int, d: int, at_once: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every Gram term of the reputer scorer is the documented fixed-order sum over D of
+    (x_r - x_p)(x_r - x_q) (r < M) or x_p x_q (r = M), whichever build runs."""
+    if not at_once:
+        monkeypatch.setattr(scores, "_GRAM_AT_ONCE", 0)
+    rng = np.random.default_rng(100 * m + d)
+    x = rng.normal(-2.0, 0.5, (m, d))
+    x[:, : d // 3] = x[0, : d // 3]  # some exactly agreeing values: zero differences
+    got = scores._gram_tensor(x)
+    assert got.shape == (m * m, m + 1)
+    rows = x.tolist()
+    for p in range(m):
+        for q in range(m):
+            for r in range(m):
+                want = _tree_reference(
+                    [(a - b) * (a - c) for a, b, c in zip(rows[r], rows[p], rows[q], strict=True)]
+                )
+                assert struct.pack("<d", got[p * m + q, r]) == struct.pack("<d", want), (p, q, r)
+            norm = _tree_reference([b * c for b, c in zip(rows[p], rows[q], strict=True)])
+            assert struct.pack("<d", got[p * m + q, m]) == struct.pack("<d", norm), (p, q)
