@@ -9,6 +9,7 @@ small-test-chain values of spec/consensus.md 4.4 (unbonding and evidence age in 
 from __future__ import annotations
 
 from dataclasses import astuple, dataclass, fields
+from functools import lru_cache
 from typing import Any
 
 from alloranet.codec import expect_float, expect_int, expect_tuple
@@ -109,6 +110,23 @@ class StakingParams:
 
 
 def _from_wire(cls: Any, wire: Any, what: str) -> Any:
+    """Memoised on the wire value and its element types (params are read from state for every
+    transaction; rebuilding the dataclass cost more than the signature check). The types are
+    part of the key because ``1 == 1.0 == True``: a cached answer never accepts another type."""
+    if isinstance(wire, tuple):
+        try:
+            return _from_wire_cached(cls, wire, tuple(map(type, wire)), what)
+        except TypeError:  # an unhashable element: malformed, checked (and refused) below
+            pass
+    return _decode_params(cls, wire, what)
+
+
+@lru_cache(maxsize=64)
+def _from_wire_cached(cls: Any, wire: tuple[Any, ...], types: tuple[type, ...], what: str) -> Any:
+    return _decode_params(cls, wire, what)
+
+
+def _decode_params(cls: Any, wire: Any, what: str) -> Any:
     items = expect_tuple(wire, what, len(fields(cls)))
     values: list[Any] = []
     for field, value in zip(fields(cls), items, strict=True):
