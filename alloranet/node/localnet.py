@@ -8,6 +8,7 @@ the seed (``PrivateKey.from_label``) so a run is reproducible; they are for loca
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,103 @@ class ActorPlan:
     key: str
 
 
+@dataclass(frozen=True)
+class LocalNode:
+    """One written node home. ``validator`` is False for a joiner: a node that holds a funded
+    validator key but is not in the genesis set (it may stake and join later)."""
+
+    index: int
+    name: str
+    home: Path
+    api: str
+    p2p: str
+    key: PrivateKey
+    validator: bool
+
+
+def validator_key(label: str, seed: int, index: int) -> PrivateKey:
+    return PrivateKey.from_label(f"{label}/{seed}/validator/{index}")
+
+
+def actor_key(label: str, seed: int, name: str) -> PrivateKey:
+    return PrivateKey.from_label(f"{label}/{seed}/{name}")
+
+
+def create_actor_keys(
+    root: Path, seed: int, counts: Sequence[tuple[str, int]], label: str = "alloranet-testnet"
+) -> list[ActorPlan]:
+    """Key files under ``root/actors/keys`` for ``counts`` of (role, how many) actors."""
+    if any(count < 0 for _, count in counts):
+        raise ConfigError("actor counts must not be negative")
+    actors = []
+    for role, count in counts:
+        for i in range(count):
+            name = f"{role}{i}"
+            path = root / "actors" / "keys" / f"{name}.json"
+            save_key(path, actor_key(label, seed, name), None, name=name)
+            actors.append(ActorPlan(name, role, i, str(path.resolve())))
+    return actors
+
+
+def write_node_homes(
+    root: Path,
+    *,
+    chain_id: str,
+    seed: int,
+    stakes: Sequence[int],
+    joiners: int = 0,
+    accounts: Sequence[tuple[str, int]] = (),
+    params: dict[str, Any] | None = None,
+    label: str = "alloranet-testnet",
+) -> list[LocalNode]:
+    """``root/node{i}`` for each genesis validator (self-stake ``stakes[i]`` uallo) and then
+    each joiner, every node bootstrapped to all others, one shared genesis.
+
+    Every node key (validators' and joiners') is funded with the default balance on top of
+    ``accounts``. Used by ``testnet up`` and by the chaos harness (testnet/chaos/homes.py),
+    which adds joiners, manifest stakes and its load accounts."""
+    if not stakes:
+        raise ConfigError("--validators must be at least 1")
+    if joiners < 0:
+        raise ConfigError("joiners must not be negative")
+    count = len(stakes) + joiners
+    ports = free_ports(2 * count)
+    homes = [root / f"node{i}" for i in range(count)]
+    keys = [validator_key(label, seed, i) for i in range(count)]
+    peer_ids = [load_peer_id(home / NODE_KEY_FILE) for home in homes]
+    p2p_addrs = [f"/ip4/127.0.0.1/tcp/{ports[2 * i]}/p2p/{peer_ids[i]}" for i in range(count)]
+    funded = dict(accounts)
+    for key in keys:
+        funded.setdefault(key.address, DEFAULT_ACCOUNT_BALANCE)
+    genesis = GenesisSpec(
+        chain_id=chain_id,
+        genesis_time_ms=0,
+        validators=tuple(
+            GenesisValidator(key.public_key, stake, f"node{i}")
+            for i, (key, stake) in enumerate(zip(keys, stakes, strict=False))
+        ),
+        accounts=tuple(sorted(funded.items())),
+        params=dict(LOCAL_PARAMS if params is None else params),
+    )
+    nodes = []
+    for i, home in enumerate(homes):
+        result = init_home(
+            home,
+            moniker=f"node{i}",
+            chain_id=chain_id,
+            p2p_port=ports[2 * i],
+            rpc_port=ports[2 * i + 1],
+            bootstrap=tuple(a for j, a in enumerate(p2p_addrs) if j != i),
+            preset="local",
+            genesis=genesis,
+            validator_key=keys[i],
+        )
+        nodes.append(
+            LocalNode(i, f"node{i}", home, result.api, result.p2p_address, keys[i], i < len(stakes))
+        )
+    return nodes
+
+
 def create_local_testnet(
     root: Path,
     *,
@@ -71,69 +169,30 @@ def create_local_testnet(
     if (root / "testnet.json").exists():
         raise ConfigError(f"{root} already holds a testnet: `testnet down` and remove it first")
     root.mkdir(parents=True, exist_ok=True)
-    ports = free_ports(2 * validators)
-    homes = [root / f"node{i}" for i in range(validators)]
-    keys = [
-        PrivateKey.from_label(f"alloranet-testnet/{seed}/validator/{i}") for i in range(validators)
-    ]
-    peer_ids = [load_peer_id(home / NODE_KEY_FILE) for home in homes]
-    p2p_addrs = [f"/ip4/127.0.0.1/tcp/{ports[2 * i]}/p2p/{peer_ids[i]}" for i in range(validators)]
-
-    actor_dir = root / "actors" / "keys"
-    actors: list[ActorPlan] = []
-    for role, count in (("worker", workers), ("forecaster", forecasters), ("reputer", reputers)):
-        for i in range(count):
-            name = f"{role}{i}"
-            key = PrivateKey.from_label(f"alloranet-testnet/{seed}/{name}")
-            path = actor_dir / f"{name}.json"
-            save_key(path, key, None, name=name)
-            actors.append(ActorPlan(name, role, i, str(path.resolve())))
-    faucet = PrivateKey.from_label(f"alloranet-testnet/{seed}/faucet")
+    counts = (("worker", workers), ("forecaster", forecasters), ("reputer", reputers))
+    actors = create_actor_keys(root, seed, counts)
+    faucet = actor_key("alloranet-testnet", seed, "faucet")
     faucet_path = root / "faucet.json"
     save_key(faucet_path, faucet, None, name="faucet")
-
     accounts: list[tuple[str, int]] = [(faucet.address, FAUCET_BALANCE)]
-    for plan in actors:
-        address = PrivateKey.from_label(f"alloranet-testnet/{seed}/{plan.name}").address
-        accounts.append((address, DEFAULT_ACCOUNT_BALANCE))
-    for key in keys:
-        accounts.append((key.address, DEFAULT_ACCOUNT_BALANCE))
-    genesis = GenesisSpec(
+    accounts += [(actor_key("alloranet-testnet", seed, a.name).address, DEFAULT_ACCOUNT_BALANCE)
+                 for a in actors]  # fmt: skip
+    nodes = write_node_homes(
+        root,
         chain_id=chain_id,
-        genesis_time_ms=0,
-        validators=tuple(
-            GenesisValidator(k.public_key, DEFAULT_VALIDATOR_STAKE, f"node{i}")
-            for i, k in enumerate(keys)
-        ),
-        accounts=tuple(sorted(accounts)),
-        params=dict(LOCAL_PARAMS if params is None else params),
+        seed=seed,
+        stakes=[DEFAULT_VALIDATOR_STAKE] * validators,
+        accounts=accounts,
+        params=params,
     )
-    nodes = []
-    for i, home in enumerate(homes):
-        result = init_home(
-            home,
-            moniker=f"node{i}",
-            chain_id=chain_id,
-            p2p_port=ports[2 * i],
-            rpc_port=ports[2 * i + 1],
-            bootstrap=tuple(a for j, a in enumerate(p2p_addrs) if j != i),
-            preset="local",
-            genesis=genesis,
-            validator_key=keys[i],
-        )
-        nodes.append(
-            {
-                "name": f"node{i}",
-                "home": str(home.resolve()),
-                "api": result.api,
-                "p2p": result.p2p_address,
-            }
-        )
     return {
         "chain_id": chain_id,
         "seed": seed,
         "faucet_key": str(faucet_path.resolve()),
-        "nodes": nodes,
+        "nodes": [
+            {"name": n.name, "home": str(n.home.resolve()), "api": n.api, "p2p": n.p2p}
+            for n in nodes
+        ],
         "actors": [asdict(a) for a in actors],
         "topic": {},
     }

@@ -34,6 +34,9 @@ MAX_PARALLEL_REQUESTS = 8
 FAST_INTERVAL_S = 0.1
 #: How long after start an isolated node keeps polling fast for its first peers.
 FAST_START_S = 15.0
+#: After the node was behind, keep polling fast (and fetch even one missing block) this long:
+#: a node that just caught up is often one block short again before consensus takes it in.
+FAST_AFTER_BEHIND_S = 3.0
 
 
 class BlockSync:
@@ -63,6 +66,7 @@ class BlockSync:
         self._stuck_height = -1
         self._failures: dict[str, int] = {}
         self._probed = False  # the first round with peers fetches without polling first
+        self._fast_until = 0.0
         self._started_at = 0.0
 
     async def _on_status(self, peer: str, data: bytes) -> bytes:
@@ -186,9 +190,9 @@ class BlockSync:
             self.synced_blocks += 1
 
     def _next_delay(self, behind: bool) -> float:
-        if behind:
-            return FAST_INTERVAL_S
         loop_time = asyncio.get_running_loop().time()
+        if behind or loop_time < self._fast_until:
+            return FAST_INTERVAL_S
         if not self.peer_heights and loop_time - self._started_at < FAST_START_S:
             return FAST_INTERVAL_S
         return self.interval
@@ -233,7 +237,8 @@ class BlockSync:
         # One block behind is normal between commits; more is lagging.
         self.catching_up = any(h > height + 1 for h in ahead.values())
         applied = optimistic
-        if ahead and not self.catching_up:
+        recovering = loop.time() < self._fast_until
+        if ahead and not self.catching_up and not recovering:
             # One block behind is usually consensus catching up by itself; if it persists
             # for two polls at the same height, sync it.
             self._stuck = self._stuck + 1 if height == self._stuck_height else 0
@@ -242,6 +247,8 @@ class BlockSync:
                 applied += await self._fetch(self.compute_plan(height, ahead))
         elif ahead:
             applied += await self._fetch(self.compute_plan(height, ahead))
+        if applied or self.catching_up:
+            self._fast_until = loop.time() + FAST_AFTER_BEHIND_S
         if applied:
             log.info(
                 "block sync: applied %d blocks from %d peers, now at %d",

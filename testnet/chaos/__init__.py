@@ -15,6 +15,13 @@ Public interface:
   ``violations``, ``recovery_s_p50``, ``recovery_s_max``, ...), ``render_summary(report)``.
 - CLI: ``alloranet testnet chaos --manifest FILE | --random --seed S --runs R [--report FILE]``.
 
+Load: bank transfers (:class:`testnet.chaos.load.LoadDriver`, every acknowledged one must land)
+and inferences (:class:`testnet.chaos.inference.InferenceLoad`: the SDK's simulated workers,
+forecaster and reputers on the sample topic), so the synthesis check compares real results.
+Checks read public routes (blocks with their evidence, ``/v1/validators``) plus one test-mode
+view (``/v1/admin/supply``). ``python -m testnet.chaos.restarts`` measures where a restarted
+validator's time goes from spawn to its first vote.
+
 Nodes run with ``alloranet start --test-mode``, which mounts ``/v1/admin/*`` (see
 ``alloranet/rpc/admin.py``); the negative control uses ``--test-unsafe-equivocate``.
 """

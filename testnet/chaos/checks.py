@@ -1,9 +1,15 @@
-"""Black-box checks of a finished chaos run, over the HTTP API (and test-mode admin views).
+"""Black-box checks of a finished chaos run, over the HTTP API.
 
 Each check returns a list of :class:`Violation`; an empty list means it held. They read only
 what any operator could read from the nodes: block views (hash, app hash, transactions,
-commit signers, evidence count), status, the admin views of validator records, supply and
-evidence, and the synthesis history per topic.
+commit signers, the committed evidence and whom it accuses), status, ``/v1/validators``
+(power, tokens, jailed, tombstoned), the synthesis history per topic, and one test-mode admin
+view (``/v1/admin/supply``: the recorded supply against the sum of all balances, which no
+public route exposes).
+
+Double signs are known from the chain itself: the evidence committed in blocks. A double sign
+that never reaches a block is therefore caught as a *missing* piece of evidence against a
+declared Byzantine validator (the twins manifest), not by reading node logs.
 
 Honest nodes are every process except the twins of a Byzantine validator and deliberate
 equivocators; agreement is demanded among honest nodes only, and a double sign by a validator
@@ -13,12 +19,11 @@ control relies on).
 
 from __future__ import annotations
 
-import re
+import json
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from testnet import processes
 from testnet.chaos.network import ChaosNetwork
 from testnet.client import ApiError
 
@@ -45,8 +50,6 @@ class Observation:
     evidence: list[dict[str, Any]] = field(default_factory=list)
     synthesis: dict[str, dict[int, dict[int, Any]]] = field(default_factory=dict)
     fetch_errors: list[str] = field(default_factory=list)
-    #: public-key hex prefixes of validators some honest node saw double-signing (its log)
-    detected: set[str] = field(default_factory=set)
 
 
 def observe(net: ChaosNetwork, honest: list[str]) -> Observation:
@@ -64,53 +67,39 @@ def observe(net: ChaosNetwork, honest: list[str]) -> Observation:
         obs.blocks[name] = blocks
         try:
             obs.supply[name] = net.get(name, "/v1/admin/supply")
-            obs.validators[name] = net.get(name, "/v1/admin/validators")["validators"]
-        except (ApiError, OSError, ValueError) as exc:
-            obs.fetch_errors.append(f"{name} admin views: {exc}")
+            obs.validators[name] = net.get(name, "/v1/validators")["validators"]
+        except (ApiError, OSError, ValueError, KeyError) as exc:
+            obs.fetch_errors.append(f"{name} supply/validators: {exc}")
         obs.synthesis[name] = _synthesis(net, name)
-    obs.detected = detect_double_signs(net, live)
     if live:
-        reference = live[0]
-        for height, view in obs.blocks[reference].items():
-            if int(view.get("evidence", 0)) > 0:
-                try:
-                    items = net.get(reference, f"/v1/admin/evidence/{height}")["evidence"]
-                except (ApiError, OSError, ValueError) as exc:
-                    obs.fetch_errors.append(f"{reference} evidence {height}: {exc}")
-                    continue
-                obs.evidence.extend({**item, "block_height": height} for item in items)
+        for height, view in sorted(obs.blocks[live[0]].items()):
+            for item in view.get("evidence_items", []):
+                obs.evidence.append({**item, "block_height": height})
     return obs
 
 
-DETECTED = re.compile(r'"msg": "double-sign evidence against ([0-9a-f]+)"')
-
-
-def detect_double_signs(net: ChaosNetwork, names: list[str]) -> set[str]:
-    """Validators (public-key hex prefixes) an honest node reported as double-signing.
-
-    Why the node logs: a double sign is *observed* by honest nodes (two conflicting signed
-    votes arrive); whether evidence of it then reaches a block is exactly what is checked,
-    so the set of double signs cannot be taken from the blocks themselves. The node writes
-    one structured log line per detection (``alloranet.node.shell``) into its data directory.
-    """
-    found: set[str] = set()
-    for name in names:
-        path = processes.log_file(net.root, name)
-        if path.exists():
-            found.update(DETECTED.findall(path.read_text(errors="replace")))
-    return found
-
-
 def _synthesis(net: ChaosNetwork, name: str) -> dict[int, dict[int, Any]]:
-    """topic id -> nonce -> combined network value, from the node's inference history."""
+    """topic id -> nonce -> everything the node's synthesis produced for that closed nonce:
+    the network inference (combined, naive, per-inferer, forecast-implied and one-out/one-in
+    values, weights, confidence interval), the losses it was scored with, and the reward of
+    every actor, as canonical JSON text so any difference in any digit shows."""
     out: dict[int, dict[int, Any]] = {}
     try:
         topics = net.get(name, "/v1/topics")["topics"]
         for topic in topics:
             topic_id = int(topic["id"])
             history = net.get(name, f"/v1/topics/{topic_id}/network-inference/history?limit=500")
+            rewards: dict[int, list[Any]] = defaultdict(list)
+            for payout in net.get(name, f"/v1/topics/{topic_id}/rewards")["rewards"]:
+                rewards[int(payout["nonce"])].append(payout)
             out[topic_id] = {
-                int(entry["nonce"]): entry["network_inferences"]["combined_value"]
+                int(entry["nonce"]): json.dumps(
+                    {
+                        "inference": entry,
+                        "rewards": sorted(rewards[int(entry["nonce"])], key=json.dumps),
+                    },
+                    sort_keys=True,
+                )
                 for entry in history["network_inferences"]
             }
     except (ApiError, OSError, ValueError, KeyError, TypeError):
@@ -211,28 +200,22 @@ def check_supply(obs: Observation) -> list[Violation]:
     return out
 
 
-def check_double_signs(
-    obs: Observation, byzantine: set[str], validators: dict[str, str]
-) -> list[Violation]:
-    """Every double sign seen by an honest node, and every Byzantine (twin) validator, has
-    committed evidence and a slashed, jailed, tombstoned signer; and no validator declared
-    honest double-signed at all. ``validators`` maps address -> public key hex."""
+def check_double_signs(obs: Observation, byzantine: set[str]) -> list[Violation]:
+    """Committed evidence accuses only declared Byzantine validators (``byzantine``: addresses
+    of twins); every one of those has committed evidence, and every honest node shows it
+    jailed and tombstoned (``/v1/validators``) with no voting power left."""
     out = []
     accused = {e["address"] for e in obs.evidence}
-    detected = {
-        address
-        for address, pubkey in validators.items()
-        if any(pubkey.startswith(prefix) for prefix in obs.detected)
-    }
-    for address in sorted((accused | detected) - byzantine):
+    for address in sorted(accused - byzantine):
         heights = sorted({e["height"] for e in obs.evidence if e["address"] == address})
-        seen = "committed evidence at heights " + str(heights) if heights else "seen by peers"
         out.append(
             Violation(
-                "double_sign", f"validator {address}, declared honest, double-signed ({seen})"
+                "double_sign",
+                f"validator {address}, declared honest, double-signed (committed evidence of "
+                f"heights {heights})",
             )
         )
-    for address in sorted(byzantine | detected):
+    for address in sorted(byzantine | accused):
         if address not in accused:
             out.append(
                 Violation("evidence", f"no committed evidence against double signer {address}")
@@ -244,7 +227,21 @@ def check_double_signs(
                 out.append(
                     Violation("slashing", f"{name}: double signer {address} not jailed/tombstoned")
                 )
+            elif int(record.get("power", 0)) != 0:
+                out.append(
+                    Violation("slashing", f"{name}: double signer {address} still has power")
+                )
     return out
+
+
+def count_compared_synthesis(obs: Observation) -> int:
+    """How many (topic, nonce) network inferences at least two honest nodes both served: the
+    synthesis check compares these, so zero means it compared nothing."""
+    seen: Counter[tuple[int, int]] = Counter()
+    for topics in obs.synthesis.values():
+        for topic_id, values in topics.items():
+            seen.update((topic_id, nonce) for nonce in values)
+    return sum(1 for count in seen.values() if count >= 2)
 
 
 def check_synthesis(obs: Observation) -> list[Violation]:
@@ -256,7 +253,8 @@ def check_synthesis(obs: Observation) -> list[Violation]:
                 nonces[(topic_id, nonce)][name] = value
     for (topic_id, nonce), by_node in sorted(nonces.items()):
         if len({repr(v) for v in by_node.values()}) > 1:
+            shown = {n: str(v)[:300] for n, v in by_node.items()}
             out.append(
-                Violation("synthesis", f"topic {topic_id} nonce {nonce}: results differ: {by_node}")
+                Violation("synthesis", f"topic {topic_id} nonce {nonce}: results differ: {shown}")
             )
     return out

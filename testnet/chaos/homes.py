@@ -1,9 +1,11 @@
-"""Node homes for a chaos run: validators with manifest stakes, joiners, twins, load accounts.
+"""Node homes for a chaos run: validators with manifest stakes, joiners, twins, load accounts
+and the simulated inference actors.
 
-Why not ``testnet up``'s homes: a chaos run needs per-validator stakes, full nodes that join the
-set later, twin homes (same validator key, own node key, ports and signer state) and funded
-accounts for the load driver. The files are the node's own formats (``alloranet.node.home``), so
-the processes under test are exactly what an operator runs.
+The validator and joiner homes come from ``alloranet.node.localnet.write_node_homes`` (the very
+homes ``testnet up`` writes, in the node's own formats), so the processes under test are exactly
+what an operator runs. What is chaos-specific lives here: twin homes (same validator key, own
+node key, ports and signer state), funded accounts for the load driver, and the actors of the
+inference load (workers, a forecaster, reputers and a faucet that creates the topic).
 """
 
 from __future__ import annotations
@@ -12,12 +14,18 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from alloranet.crypto import PrivateKey
-from alloranet.node.config import NODE_KEY_FILE, VALIDATOR_KEY_FILE
-from alloranet.node.genesis import DEFAULT_ACCOUNT_BALANCE, GenesisSpec, GenesisValidator
+from alloranet.crypto import PrivateKey, save_key
+from alloranet.node.config import VALIDATOR_KEY_FILE
+from alloranet.node.genesis import DEFAULT_ACCOUNT_BALANCE
 from alloranet.node.home import init_home
-from alloranet.node.localnet import LOCAL_PARAMS, free_ports
-from alloranet.p2p.identity import load_peer_id
+from alloranet.node.localnet import (
+    FAUCET_BALANCE,
+    ActorPlan,
+    actor_key,
+    create_actor_keys,
+    free_ports,
+    write_node_homes,
+)
 from alloranet.types import UALLO_PER_ALLO
 from testnet.chaos.schema import NetworkSpec
 
@@ -37,50 +45,47 @@ class NodeHome:
     genesis_validator: bool
 
 
+LABEL = "alloranet-chaos"
+#: The inference load's actors: (role, count) as ``testnet up`` writes them.
+ACTORS = (("worker", 3), ("forecaster", 1), ("reputer", 2))
+
+
 def validator_key(seed: int, index: int) -> PrivateKey:
-    return PrivateKey.from_label(f"alloranet-chaos/{seed}/validator/{index}")
+    return PrivateKey.from_label(f"{LABEL}/{seed}/validator/{index}")
 
 
 def load_account_key(seed: int, index: int) -> PrivateKey:
-    return PrivateKey.from_label(f"alloranet-chaos/{seed}/load/{index}")
+    return PrivateKey.from_label(f"{LABEL}/{seed}/load/{index}")
 
 
-def create_homes(root: Path, spec: NetworkSpec, chain_id: str) -> list[NodeHome]:
-    """Write ``root/node{i}`` for every validator and joiner; returns them in index order."""
-    count = spec.node_count
-    ports = free_ports(2 * count)
-    keys = [validator_key(spec.seed, i) for i in range(count)]
-    homes = [root / f"node{i}" for i in range(count)]
-    peer_ids = [load_peer_id(home / NODE_KEY_FILE) for home in homes]
-    p2p = [f"/ip4/127.0.0.1/tcp/{ports[2 * i]}/p2p/{peer_ids[i]}" for i in range(count)]
+def faucet_path(root: Path) -> Path:
+    return root / "faucet.json"
+
+
+def create_homes(
+    root: Path, spec: NetworkSpec, chain_id: str
+) -> tuple[list[NodeHome], list[ActorPlan]]:
+    """Write ``root/node{i}`` for every validator and joiner (in index order) and the actors'
+    key files; the load accounts, actors and faucet are funded in genesis."""
+    actors = create_actor_keys(root, spec.seed, ACTORS, label=LABEL)
+    faucet = actor_key(LABEL, spec.seed, "faucet")
+    save_key(faucet_path(root), faucet, None, name="faucet")
     accounts = [(load_account_key(spec.seed, i).address, DEFAULT_ACCOUNT_BALANCE)
                 for i in range(LOAD_ACCOUNTS)]  # fmt: skip
-    accounts += [(key.address, DEFAULT_ACCOUNT_BALANCE) for key in keys]
-    genesis = GenesisSpec(
+    accounts += [(actor_key(LABEL, spec.seed, a.name).address, DEFAULT_ACCOUNT_BALANCE)
+                 for a in actors]  # fmt: skip
+    accounts.append((faucet.address, FAUCET_BALANCE))
+    nodes = write_node_homes(
+        root,
         chain_id=chain_id,
-        genesis_time_ms=0,
-        validators=tuple(
-            GenesisValidator(keys[i].public_key, spec.stake_of(i) * UALLO_PER_ALLO, f"node{i}")
-            for i in range(spec.validators)
-        ),
-        accounts=tuple(sorted(accounts)),
-        params=dict(LOCAL_PARAMS),
+        seed=spec.seed,
+        stakes=[spec.stake_of(i) * UALLO_PER_ALLO for i in range(spec.validators)],
+        joiners=spec.joiners,
+        accounts=accounts,
+        label=LABEL,
     )
-    out = []
-    for i, home in enumerate(homes):
-        result = init_home(
-            home,
-            moniker=f"node{i}",
-            chain_id=chain_id,
-            p2p_port=ports[2 * i],
-            rpc_port=ports[2 * i + 1],
-            bootstrap=tuple(a for j, a in enumerate(p2p) if j != i),
-            preset="local",
-            genesis=genesis,
-            validator_key=keys[i],
-        )
-        out.append(NodeHome(i, f"node{i}", home, result.api, p2p[i], keys[i], i < spec.validators))
-    return out
+    homes = [NodeHome(n.index, n.name, n.home, n.api, n.p2p, n.key, n.validator) for n in nodes]
+    return homes, actors
 
 
 def create_twin_home(root: Path, original: NodeHome, others: list[NodeHome]) -> NodeHome:

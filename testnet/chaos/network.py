@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from alloranet.node.config import NODE_KEY_FILE
+from alloranet.node.localnet import ActorPlan
 from alloranet.p2p.identity import load_peer_id
 from testnet import processes
 from testnet.chaos.homes import NodeHome, create_homes, create_twin_home
@@ -61,12 +62,13 @@ class ChaosNetwork:
         self.paused: set[str] = set()
         self.blocked: dict[str, set[str]] = {}
         self.started_at: dict[str, float] = {}
+        self.actors: list[ActorPlan] = []
 
     # --- set-up and processes -------------------------------------------------------------
 
     def create(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        nodes = create_homes(self.root, self.spec, self.chain_id)
+        nodes, self.actors = create_homes(self.root, self.spec, self.chain_id)
         for home in nodes:
             self.homes[home.name] = home
         for index in self.spec.twins:

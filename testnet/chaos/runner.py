@@ -27,7 +27,8 @@ from alloranet.chain.msgs import MsgCreateValidator, MsgUndelegate
 from alloranet.chain.tx import sign_tx
 from alloranet.codec import sha256
 from testnet.chaos import checks
-from testnet.chaos.homes import JOINER_STAKE, LOAD_ACCOUNTS, load_account_key
+from testnet.chaos.homes import JOINER_STAKE, LOAD_ACCOUNTS, faucet_path, load_account_key
+from testnet.chaos.inference import InferenceLoad
 from testnet.chaos.load import LoadDriver
 from testnet.chaos.network import ChaosError, ChaosNetwork
 from testnet.chaos.schema import ChaosManifest, Perturbation
@@ -60,6 +61,14 @@ class RunResult:
     recovery_s: list[float] = field(default_factory=list)
     txs_acknowledged: int = 0
     txs_included: int = 0
+    #: pieces of double-sign evidence in the honest nodes' blocks
+    evidence_committed: int = 0
+    #: (topic, nonce) network inferences compared across at least two honest nodes
+    synthesis_compared: int = 0
+    #: the inference load's receipts: worker payloads and reputer losses included in blocks
+    inferences_included: int = 0
+    losses_included: int = 0
+    inference_error: str | None = None
     duration_s: float = 0.0
     error: str | None = None
 
@@ -89,6 +98,11 @@ class RunResult:
             "recovery_s": [round(r, 3) for r in self.recovery_s],
             "txs_acknowledged": self.txs_acknowledged,
             "txs_included": self.txs_included,
+            "evidence_committed": self.evidence_committed,
+            "synthesis_compared": self.synthesis_compared,
+            "inferences_included": self.inferences_included,
+            "losses_included": self.losses_included,
+            "inference_error": self.inference_error,
             "violations": [v.to_dict() for v in self.violations],
             "manifest": self.manifest,
         }
@@ -105,6 +119,7 @@ class ChaosRun:
         self.log = log
         self.result = RunResult(manifest.name, manifest.network.seed, manifest.to_dict())
         self.load: LoadDriver | None = None
+        self.inference: InferenceLoad | None = None
         self.down: set[str] = set()  # processes this schedule has stopped or not started yet
         self.byzantine = {f"node{i}" for i in manifest.network.twins} | {
             f"node{i}-twin" for i in manifest.network.twins
@@ -164,6 +179,7 @@ class ChaosRun:
         finally:
             if self.load is not None:
                 self.load.stop()
+            self._stop_inference()
             self.net.stop_all()
             self.result.duration_s = time.monotonic() - started
             self.result.recovery_s = [
@@ -191,12 +207,17 @@ class ChaosRun:
             spec.seed,
         )
         self.load.start()
+        apis = [self.net.api(n) for n in initial
+                if n not in self.byzantine and self.net.homes[n].genesis_validator]  # fmt: skip
+        self.inference = InferenceLoad(self.net.actors, faucet_path(self.net.root), apis, spec.seed)
+        self.inference.start()
         t0 = time.monotonic()
         for perturbation in self.manifest.perturbations:
             self._wait_trigger(perturbation, t0)
             self._apply(perturbation)
         self._settle()
         self.load.stop()
+        self._stop_inference()
         included_txs = checks.IncludedTxs(self.net)
         included = self.load.wait_included(
             lambda: included_txs.fetch(self.live_honest()),
@@ -206,6 +227,16 @@ class ChaosRun:
         self.result.txs_acknowledged = len(self.load.record.acknowledged)
         self.result.txs_included = len(set(self.load.record.acknowledged) & included)
         self._check()
+
+    def _stop_inference(self) -> None:
+        if self.inference is None:
+            return
+        self.inference.stop()
+        record = self.inference.record
+        self.result.inferences_included = record.count("inference")
+        self.result.losses_included = record.count("losses")
+        self.result.inference_error = record.error
+        self.inference = None
 
     def _wait_trigger(self, p: Perturbation, t0: float) -> None:
         if p.at_height is not None:
@@ -320,11 +351,14 @@ class ChaosRun:
         self._measure_catch_up(record, names, target, ready)
         validators = [n for n in names if self.net.homes[n].genesis_validator]
         if validators and record.kind != "start":
-            self._measure_votes(record, validators, ready)
+            self._measure_votes(record, validators, ready, spawned)
 
-    def _measure_votes(self, record: FaultRecord, names: list[str], since: float) -> None:
+    def _measure_votes(
+        self, record: FaultRecord, names: list[str], since: float, spawned: float | None = None
+    ) -> None:
         """Time from ``since`` (a monotonic instant: the restarted node's API answered) until
-        the validator's precommit is in a committed block's last commit.
+        the validator's precommit is in a committed block's last commit; also reported from
+        ``spawned`` (the process start) as ``votes_again_from_spawn_s``.
 
         The precommit for height H travels in block H+1, whose header time is the proposer's
         wall clock right after H committed: that header time, not the moment this poller
@@ -357,6 +391,9 @@ class ChaosRun:
             return
         elapsed = max(0.0, max(voted_at.values()) - since_wall)
         record.measurements["votes_again_s"] = elapsed
+        if spawned is not None:
+            spawned_wall = since_wall - (since - spawned)
+            record.measurements["votes_again_from_spawn_s"] = max(voted_at.values()) - spawned_wall
         if elapsed > self.bound(VOTE_AGAIN_BOUND_S):
             self.violation(
                 "vote_again",
@@ -390,15 +427,16 @@ class ChaosRun:
         joined_at = self.network_height()
         self.net.wait_height(self.live_honest(), joined_at + 3, self.bound(30.0))
         self.net.kill(name)
+        spawned = time.monotonic()
         self.net.start(name)
         self.net.wait_up([name], START_TIMEOUT_S)
         ready = time.monotonic()
-        self._measure_votes(record, [name], ready)
+        self._measure_votes(record, [name], ready, spawned)
         record.measurements["join_height"] = float(joined_at)
 
     def _leave(self, record: FaultRecord, name: str) -> None:
         key = self.net.homes[name].validator_key
-        records = self.net.get(self.live_honest()[0], "/v1/admin/validators")["validators"]
+        records = self.net.get(self.live_honest()[0], "/v1/validators")["validators"]
         mine = next((r for r in records if r["address"] == key.address), None)
         if mine is None or int(mine["tokens"]) == 0:
             raise ChaosError(f"{name} is not a validator with tokens: cannot leave")
@@ -417,20 +455,18 @@ class ChaosRun:
     def _check(self) -> None:
         obs = checks.observe(self.net, self.live_honest())
         self.result.heights = {n: h for n, h in obs.heights.items()}
+        self.result.evidence_committed = len(obs.evidence)
+        self.result.synthesis_compared = checks.count_compared_synthesis(obs)
         assert self.load is not None
         spec = self.manifest.network
         byzantine = {self.net.homes[f"node{i}"].validator_key.address for i in spec.twins}
-        validators = {
-            h.validator_key.address: h.validator_key.public_key.hex()
-            for h in self.net.homes.values()
-        }
         for found in (
             checks.check_fetch(obs),
             checks.check_agreement(obs),
             checks.check_app_hash(obs),
             checks.check_txs(obs, set(self.load.record.acknowledged)),
             checks.check_supply(obs),
-            checks.check_double_signs(obs, byzantine, validators),
+            checks.check_double_signs(obs, byzantine),
             checks.check_synthesis(obs),
         ):
             self.result.violations.extend(found)
