@@ -86,8 +86,31 @@ def sign_tx(
     return encode((body.to_wire(), signature))
 
 
+#: Recently decoded transactions by their bytes (see :func:`decode_tx`); ~1 KiB each.
+DECODE_CACHE_SIZE: Final = 16_384
+_decoded: dict[bytes, Tx] = {}
+
+
 def decode_tx(data: bytes, max_size: int = DEFAULT_MAX_TX_BYTES) -> Tx:
-    """Decode with limits; any problem is a :class:`MalformedTxError` naming it."""
+    """Decode with limits; any problem is a :class:`MalformedTxError` naming it.
+
+    Memoised on the exact bytes: a node decodes each transaction at admission and again when
+    a block executes it (and both used to cost as much as the signature check). Decoding is a
+    pure function of the bytes, and only successful decodes are kept; a cached transaction
+    longer than ``max_size`` is decoded again so that the limit still refuses it."""
+    if type(data) is not bytes:  # e.g. a bytearray: not hashable, never cached
+        return _decode_tx(bytes(data), max_size)
+    cached = _decoded.get(data)
+    if cached is not None and len(data) <= max_size:
+        return cached
+    tx = _decode_tx(data, max_size)
+    if len(_decoded) >= DECODE_CACHE_SIZE:
+        del _decoded[next(iter(_decoded))]  # the oldest entry
+    _decoded[data] = tx
+    return tx
+
+
+def _decode_tx(data: bytes, max_size: int) -> Tx:
     try:
         wire = decode(data, max_size=max_size, max_depth=12)
         outer = expect_tuple(wire, "tx", 2)

@@ -164,3 +164,19 @@ def test_peek_signer_reads_the_decoded_signer_or_gives_none() -> None:
     assert peek_signer(raw[:30]) is None
     assert peek_signer(b"\x93" + raw[1:]) is None
     assert peek_signer(raw[:2] + b"\xc0" + raw[3:]) is None
+
+
+def test_decode_cache_keeps_the_size_limit_and_never_caches_failures() -> None:
+    from alloranet.chain.tx import decode_tx, sign_tx
+    from alloranet.crypto import PrivateKey
+
+    key = PrivateKey.from_label("cache")
+    raw = sign_tx(key, "c", 1, 0, [MsgSend(key.address, 1)])
+    first = decode_tx(raw)
+    assert decode_tx(bytes(raw)) is first  # equal bytes, another object: the cached decode
+    assert decode_tx(bytearray(raw)).hash == first.hash
+    with pytest.raises(MalformedTxError):
+        decode_tx(raw, max_size=len(raw) - 1)  # cached, yet the smaller limit refuses it
+    for _ in range(2):
+        with pytest.raises(MalformedTxError):
+            decode_tx(raw[:-1])
