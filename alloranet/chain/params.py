@@ -94,9 +94,14 @@ class StakingParams:
     max_block_txs: int = 10_000
     emission_per_block: int = 0
     # liveness (spec/consensus.md 4.2/4.4): missing more than window - min_signed of the last
-    # window blocks jails for downtime_jail_ms and burns slash_fraction_downtime; 0 = off
+    # window blocks jails for downtime_jail_ms and burns slash_fraction_downtime; window 0 = off.
+    # min_signed is 0.05, not the spec's 0.5, on purpose: a block's last commit here holds only
+    # the first >2/3 precommits (measured on a 4-node local testnet: every commit 3 of 4, healthy
+    # validators absent from 18-36 % of them, up to 75 % possible), so 0.5 would jail healthy
+    # validators. 0.05 jails only one that was missing from 95 of the last 100 commits, i.e.
+    # down. Raise it to 0.5 once the last commit carries the late precommits too.
     signed_blocks_window: int = 100
-    min_signed_per_window_ppm: int = 500_000  # 0.5
+    min_signed_per_window_ppm: int = 50_000  # 0.05
     downtime_jail_ms: int = 60_000
     slash_fraction_downtime_ppm: int = 10_000  # 1 %
 
