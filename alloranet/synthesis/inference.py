@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alloranet.synthesis.errors import SynthesisError
-from alloranet.synthesis.pools import PoolGroup, average_pools
+from alloranet.synthesis.pools import PoolGroup, average_pools_many
 from alloranet.synthesis.stats import fixed_sum, median, weighted_percentiles
 
 FloatArray = npt.NDArray[np.float64]
@@ -105,13 +105,12 @@ def forecast_implied(
     groups = [PoolGroup(k_, [regrets], [mask], [inferences], None, single_is_one=True)]
     if naive_regrets is not None:
         groups.append(PoolGroup(1, [naive_regrets], [None], [inferences], cfg.epsilon_safe_div))
-    vals, den, _ = average_pools(groups, cfg.p_norm, cfg.c_norm, cfg.epsilon)
-    naive = float(vals[k_]) if naive_regrets is not None else float("nan")
-    fi = np.where(den[:k_] != 0.0, vals[:k_], np.nan)
-    oneout = np.repeat(fi[:, None], n_inf, axis=1)
+    batches: list[tuple[list[PoolGroup], int]] = [(groups, 0)]
     count = np.count_nonzero(mask, axis=1)
     width = int(np.max(count)) if count.size else 0
     if width >= 2:
+        # one-out-inferer variants, on the forecasts' element lists: independent of the
+        # batch above, so both are weighted in one pass (pools.average_pools_many)
         order = np.argsort(~mask, axis=1, kind="stable")[:, :width]  # element lists, by address
         emask = np.take_along_axis(mask, order, axis=1)
         ereg = np.take_along_axis(regrets, order, axis=1)
@@ -121,12 +120,14 @@ def forecast_implied(
         flat_mask = keep.reshape(k_ * e_, e_)
         flat_reg = np.repeat(ereg, e_, axis=0)  # row (k, e) is forecaster k's element list
         flat_val = np.repeat(eval_, e_, axis=0)
-        v1, d1, _ = average_pools(
-            [PoolGroup(k_ * e_, [flat_reg], [flat_mask], [flat_val])],
-            cfg.p_norm,
-            cfg.c_norm,
-            cfg.epsilon,
-        )
+        batches.append(([PoolGroup(k_ * e_, [flat_reg], [flat_mask], [flat_val])], 0))
+    results = average_pools_many(batches, cfg.p_norm, cfg.c_norm, cfg.epsilon)
+    vals, den, _ = results[0]
+    naive = float(vals[k_]) if naive_regrets is not None else float("nan")
+    fi = np.where(den[:k_] != 0.0, vals[:k_], np.nan)
+    oneout = np.repeat(fi[:, None], n_inf, axis=1)
+    if width >= 2:
+        v1, d1, _ = results[1]
         v1 = np.where(d1 != 0.0, v1, np.nan).reshape(k_, e_)
         affected = emask & (count >= 2)[:, None]
         rows = np.repeat(np.arange(k_), e_).reshape(k_, e_)
@@ -197,7 +198,19 @@ def compute_inference_arrays(
                 floor,
             )
         )
-    vals, _, kept = average_pools(groups, cfg.p_norm, cfg.c_norm, cfg.epsilon, weight_rows=1)
+    batches: list[tuple[list[PoolGroup], int]] = [(groups, 1)]
+    if many_fi:
+        # one-in (3.5): independent of the batch above, weighted in the same pass
+        onein_group = PoolGroup(
+            k,
+            [regrets.onein_inferer, regrets.onein_self[:, None]],
+            [None, None],
+            [inferences, fi0[:, None]],
+            floor,
+        )
+        batches.append(([onein_group], 0))
+    results = average_pools_many(batches, cfg.p_norm, cfg.c_norm, cfg.epsilon)
+    vals, _, kept = results[0]
     comb = vals[0]
     weights = kept[0]
     band = _band(values, weights)
@@ -206,22 +219,7 @@ def compute_inference_arrays(
     onein = _nan((k,))
     if many_fi:
         oneout_fc = np.where(has_fi, vals[1 + n :], np.nan)
-        # one-in (3.5)
-        oi, _, _ = average_pools(
-            [
-                PoolGroup(
-                    k,
-                    [regrets.onein_inferer, regrets.onein_self[:, None]],
-                    [None, None],
-                    [inferences, fi0[:, None]],
-                    floor,
-                )
-            ],
-            cfg.p_norm,
-            cfg.c_norm,
-            cfg.epsilon,
-        )
-        onein = np.where(has_fi, oi, np.nan)
+        onein = np.where(has_fi, results[1][0], np.nan)
     return InferenceArrays(
         combined=float(comb),
         naive=naive,

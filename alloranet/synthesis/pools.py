@@ -59,12 +59,11 @@ class PoolGroup:
 
 
 class _Scratch:
-    """Reusable flat block buffers for one batch (allocated once per call, reused per block);
-    ``view(buf, b)`` is the contiguous (W, b) block of its first W * b elements."""
+    """Reusable flat buffers of ``size`` elements for one pass (one block of one batch, or the
+    blocks of several small batches side by side); a segment's (W, b) block is the contiguous
+    view of its W * b elements at its offset."""
 
-    def __init__(self, rows: int, width: int) -> None:
-        size = rows * width
-        self.width = width
+    def __init__(self, size: int) -> None:
         self.reg = np.empty(size)
         self.val = np.empty(size)
         self.mask = np.empty(size, dtype=bool)
@@ -75,30 +74,23 @@ class _Scratch:
         self.tmp = [np.empty(size) for _ in range(6)]
         self.bits = np.empty(size, dtype=np.int64)
 
-    def view(self, buf: FloatArray, b: int) -> FloatArray:
-        return buf[: self.width * b].reshape(self.width, b)
-
-    def view_mask(self, buf: BoolArray, b: int) -> BoolArray:
-        return buf[: self.width * b].reshape(self.width, b)
-
 
 _LOCAL = threading.local()
 
 
-def _scratch(rows: int, width: int) -> _Scratch:
-    """This thread's scratch buffers for (rows, width), kept between calls: blocks of half a
-    MiB would otherwise be mmapped, faulted in and unmapped again on every call by glibc's
+def _scratch(size: int) -> _Scratch:
+    """This thread's scratch buffers of ``size`` elements, kept between calls: blocks of half
+    a MiB would otherwise be mmapped, faulted in and unmapped again on every call by glibc's
     default allocator (thousands of page faults per epoch at 1,000 workers). Every buffer is
     fully written before it is read, so reuse cannot change a result."""
-    cache: dict[tuple[int, int], _Scratch] | None = getattr(_LOCAL, "cache", None)
+    cache: dict[int, _Scratch] | None = getattr(_LOCAL, "cache", None)
     if cache is None:
         cache = _LOCAL.cache = {}
-    key = (rows, width)
-    found = cache.get(key)
+    found = cache.get(size)
     if found is None:
         if len(cache) >= 8:  # a handful of shapes per epoch; bound the memory kept
             cache.clear()
-        found = cache[key] = _Scratch(rows, width)
+        found = cache[size] = _Scratch(size)
     return found
 
 
@@ -171,6 +163,131 @@ def _exp_into(arg: FloatArray, s: _Scratch, size: int) -> FloatArray:
     return y
 
 
+class _Batch:
+    """One batch of pools of equal width (the groups of one ``average_pools`` call) and its
+    outputs."""
+
+    def __init__(self, groups: Sequence[PoolGroup], weight_rows: int) -> None:
+        self.groups = groups
+        self.widths = [seg.shape[-1] for seg in groups[0].regrets]
+        self.width = sum(self.widths)
+        starts = [0]
+        for g in groups:
+            starts.append(starts[-1] + g.rows)
+        self.rows = starts.pop()
+        self.starts = starts
+        floors = {-np.inf if g.floor is None else g.floor for g in groups}
+        self.floor: FloatArray | float
+        if len(floors) == 1:
+            self.floor = floors.pop()
+        else:
+            self.floor = np.concatenate(
+                [np.full(g.rows, -np.inf if g.floor is None else g.floor) for g in groups]
+            )
+        self.single = (
+            np.concatenate([np.full(g.rows, g.single_is_one) for g in groups])
+            if any(g.single_is_one for g in groups)
+            else None
+        )
+        self.weight_rows = weight_rows
+        self.out = np.empty(self.rows)
+        self.dens = np.empty(self.rows)
+        self.kept = np.empty((weight_rows, self.width))
+
+
+class _Segment:
+    """Pools [r0, r1) of a batch, held transposed (W, b) at ``off`` in the scratch buffers."""
+
+    def __init__(self, batch: _Batch, r0: int, r1: int, off: int, s: _Scratch) -> None:
+        self.batch, self.r0, self.r1, self.off = batch, r0, r1, off
+        w, b = batch.width, r1 - r0
+        self.width, self.b = w, b
+        end = off + w * b
+        self.reg = s.reg[off:end].reshape(w, b)
+        self.val = s.val[off:end].reshape(w, b)
+        self.x = s.x[off:end].reshape(w, b)
+        self.w = s.w[off:end].reshape(w, b)
+        self.mask = s.mask[off:end].reshape(w, b)
+        self.fx = s.x[off:end]
+        self.n = np.empty(0)
+        self.rmax = np.empty(0)
+
+    def tree(self) -> FloatArray:
+        """The pools' fixed-order sums of the terms in x (overwritten)."""
+        return tree_sum_columns(self.fx, self.width, self.b)
+
+
+def _run(segs: Sequence[_Segment], s: _Scratch, size: int, p: float, c: float, eps: float) -> None:
+    """Weight and average every pool of ``segs`` (which tile the first ``size`` scratch
+    elements): the element-wise steps run once over all of them, the per-pool reductions per
+    segment. Bit-identical, pool by pool, to ``weights.pool_weights`` + (lone-entry override)
+    + ``weights.weighted_average``: every step is element-wise or within one pool."""
+    cap = c + 6.75 / p
+    anchor = c - 8.25 / p
+    cutoff = c - 17.25 / p
+    for g in segs:
+        bt = g.batch
+        _fill(g.reg, bt.groups, bt.starts, bt.widths, "regrets", g.r0, g.r1)
+        _fill(g.val, bt.groups, bt.starts, bt.widths, "values", g.r0, g.r1)
+        _fill(g.mask, bt.groups, bt.starts, bt.widths, "mask", g.r0, g.r1)
+    freg, fx, fw, fcut = s.reg[:size], s.x[:size], s.w[:size], s.cut[:size]
+    fout = s.out_mask[:size]
+    np.logical_not(s.mask[:size], out=fout)
+    # stats.masked_sample_std of the regrets
+    np.copyto(freg, 0.0, where=fout)  # reg: the masked regrets from here on
+    np.copyto(fx, freg)
+    for g in segs:
+        g.n = n = np.add.reduce(g.mask, axis=0, dtype=np.float64)  # exact counts
+        mean = g.tree() / np.where(n > 0, n, 1.0)
+        np.subtract(g.reg, mean[None, :], out=g.x)
+    np.copyto(fx, 0.0, where=fout)
+    fx *= fx
+    for g in segs:
+        n = g.n
+        var = g.tree() / np.where(n > 1, n - 1.0, 1.0)
+        std = np.where(n > 1, np.sqrt(var), 0.0)
+        # normalised regrets and the un-capped maximum (weights.pool_weights)
+        g.reg /= (np.abs(std) + eps)[None, :]
+        g.rmax = np.maximum.reduce(g.reg, axis=0, where=g.mask, initial=-np.inf)
+    np.minimum(freg, cap, out=freg)
+    for g in segs:
+        shift = g.rmax < anchor
+        if shift.any():
+            sh = np.broadcast_to(shift[None, :], g.reg.shape)
+            np.subtract(g.reg, g.rmax[None, :], out=g.reg, where=sh)
+            np.add(g.reg, anchor, out=g.reg, where=sh)
+    # weights (weights.weight_from_normalized_regret)
+    np.less(freg, cutoff, out=fcut)
+    np.subtract(c, freg, out=fx)
+    fx *= p
+    e = _exp_into(fx, s, size)
+    e += 1.0
+    np.divide(p, e, out=fw)
+    np.copyto(fw, 0.0, where=fcut)
+    np.copyto(fw, 0.0, where=fout)
+    for g in segs:
+        bt = g.batch
+        if bt.single is not None:
+            lone = bt.single[g.r0 : g.r1] & (g.n == 1.0)
+            if lone.any():
+                g.w[:, lone] = g.mask[:, lone]
+        if g.r0 < bt.weight_rows:
+            top = min(g.r1, bt.weight_rows)
+            bt.kept[g.r0 : top] = g.w[:, : top - g.r0].T
+    # weights.weighted_average
+    np.multiply(fw, s.val[:size], out=fx)
+    np.equal(fw, 0.0, out=fcut)
+    np.copyto(fx, 0.0, where=fcut)
+    nums = [g.tree().copy() for g in segs]
+    np.copyto(fx, fw)
+    for g, num in zip(segs, nums, strict=True):
+        bt = g.batch
+        den = g.tree()
+        bt.dens[g.r0 : g.r1] = den
+        fl = bt.floor if isinstance(bt.floor, float) else bt.floor[g.r0 : g.r1]
+        np.divide(num, np.maximum(den, fl), out=bt.out[g.r0 : g.r1])
+
+
 def average_pools(
     groups: Sequence[PoolGroup],
     p: float,
@@ -182,90 +299,38 @@ def average_pools(
     weight sums (B,) and the weights of the first ``weight_rows`` pools (weight_rows, W).
     Bit-identical, pool by pool, to ``weights.pool_weights`` + (lone-entry override) +
     ``weights.weighted_average``."""
-    widths = [seg.shape[-1] for seg in groups[0].regrets]
-    width = sum(widths)
-    starts = [0]
-    for g in groups:
-        starts.append(starts[-1] + g.rows)
-    rows = starts.pop()
-    floors = {-np.inf if g.floor is None else g.floor for g in groups}
-    floor: FloatArray | float
-    if len(floors) == 1:
-        floor = floors.pop()
-    else:
-        floor = np.concatenate(
-            [np.full(g.rows, -np.inf if g.floor is None else g.floor) for g in groups]
-        )
-    any_single = any(g.single_is_one for g in groups)
-    single = (
-        np.concatenate([np.full(g.rows, g.single_is_one) for g in groups]) if any_single else None
-    )
-    out = np.empty(rows)
-    dens = np.empty(rows)
-    kept = np.empty((weight_rows, width))
-    if rows == 0:
-        return out, dens, kept
-    step = max(1, min(rows, BLOCK_ELEMENTS // max(width, 1)))
-    s = _scratch(step, width)
-    cap = c + 6.75 / p
-    anchor = c - 8.25 / p
-    cutoff = c - 17.25 / p
-    for r0 in range(0, rows, step):
-        r1 = min(rows, r0 + step)
-        b = r1 - r0
-        size = b * width
-        reg, val, x = s.view(s.reg, b), s.view(s.val, b), s.view(s.x, b)
-        mask = s.view_mask(s.mask, b)
-        _fill(reg, groups, starts, widths, "regrets", r0, r1)
-        _fill(val, groups, starts, widths, "values", r0, r1)
-        _fill(mask, groups, starts, widths, "mask", r0, r1)
-        freg, fx, fw, fcut = s.reg[:size], s.x[:size], s.w[:size], s.cut[:size]
-        fout = s.out_mask[:size]
-        np.logical_not(s.mask[:size], out=fout)
-        with np.errstate(all="ignore"):
-            # stats.masked_sample_std of the regrets
-            n = np.add.reduce(mask, axis=0, dtype=np.float64)  # exact counts
-            np.copyto(freg, 0.0, where=fout)  # reg: the masked regrets from here on
-            np.copyto(fx, freg)
-            mean = tree_sum_columns(fx, width, b) / np.where(n > 0, n, 1.0)
-            np.subtract(reg, mean[None, :], out=x)
-            np.copyto(fx, 0.0, where=fout)
-            fx *= fx
-            var = tree_sum_columns(fx, width, b) / np.where(n > 1, n - 1.0, 1.0)
-            std = np.where(n > 1, np.sqrt(var), 0.0)
-            # normalised regrets, the un-capped maximum, weights (weights.pool_weights)
-            reg /= (np.abs(std) + epsilon)[None, :]
-            rmax = np.maximum.reduce(reg, axis=0, where=mask, initial=-np.inf)
-            np.minimum(freg, cap, out=freg)
-            shift = rmax < anchor
-            if shift.any():
-                sh = np.broadcast_to(shift[None, :], reg.shape)
-                np.subtract(reg, rmax[None, :], out=reg, where=sh)
-                np.add(reg, anchor, out=reg, where=sh)
-            np.less(freg, cutoff, out=fcut)
-            np.subtract(c, freg, out=fx)
-            fx *= p
-            e = _exp_into(fx, s, size)
-            e += 1.0
-            np.divide(p, e, out=fw)
-            np.copyto(fw, 0.0, where=fcut)
-            np.copyto(fw, 0.0, where=fout)
-            w = s.view(s.w, b)
-            if single is not None:
-                lone = single[r0:r1] & (n == 1.0)
-                if lone.any():
-                    w[:, lone] = mask[:, lone]
-            if r0 < weight_rows:
-                top = min(r1, weight_rows)
-                kept[r0:top] = w[:, : top - r0].T
-            # weights.weighted_average
-            np.multiply(fw, s.val[:size], out=fx)
-            np.equal(fw, 0.0, out=fcut)
-            np.copyto(fx, 0.0, where=fcut)
-            num = tree_sum_columns(fx, width, b).copy()
-            np.copyto(fx, fw)
-            den = tree_sum_columns(fx, width, b)
-            dens[r0:r1] = den
-            fl = floor if isinstance(floor, float) else floor[r0:r1]
-            np.divide(num, np.maximum(den, fl), out=out[r0:r1])
-    return out, dens, kept
+    return average_pools_many([(groups, weight_rows)], p, c, epsilon)[0]
+
+
+def average_pools_many(
+    batches: Sequence[tuple[Sequence[PoolGroup], int]], p: float, c: float, epsilon: float
+) -> list[tuple[FloatArray, FloatArray, FloatArray]]:
+    """:func:`average_pools` of several independent batches (groups, weight_rows), each of
+    its own width.
+
+    Why: at small sizes an epoch's cost is numpy's per-call overhead, not arithmetic; when
+    all batches fit in one block together, every element-wise step (about 45 calls, most of
+    them the exp kernel) runs once over all of them instead of once per batch. Larger
+    batches run block by block as before. Every step is element-wise or within one pool, so
+    the bits do not depend on which pools share a pass (tests compare with the reference)."""
+    plans = [_Batch(groups, weight_rows) for groups, weight_rows in batches]
+    total = sum(b.rows * b.width for b in plans)
+    with np.errstate(all="ignore"):
+        if total <= BLOCK_ELEMENTS:
+            s = _scratch(max(total, 1))
+            segs: list[_Segment] = []
+            off = 0
+            for bt in plans:
+                if bt.rows:
+                    segs.append(_Segment(bt, 0, bt.rows, off, s))
+                    off += bt.rows * bt.width
+            if segs:
+                _run(segs, s, total, p, c, epsilon)
+        else:
+            for bt in plans:
+                step = max(1, min(bt.rows, BLOCK_ELEMENTS // max(bt.width, 1)))
+                s = _scratch(max(step * bt.width, 1))
+                for r0 in range(0, bt.rows, step):
+                    r1 = min(bt.rows, r0 + step)
+                    _run([_Segment(bt, r0, r1, 0, s)], s, (r1 - r0) * bt.width, p, c, epsilon)
+    return [(bt.out, bt.dens, bt.kept) for bt in plans]

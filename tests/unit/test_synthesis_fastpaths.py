@@ -17,6 +17,8 @@ import struct
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alloranet.synthesis import (
     ModuleParams,
@@ -456,3 +458,49 @@ def test_gram_terms_equal_plain_sums(
                 assert struct.pack("<d", got[p * m + q, r]) == struct.pack("<d", want), (p, q, r)
             norm = _tree_reference([b * c for b, c in zip(rows[p], rows[q], strict=True)])
             assert struct.pack("<d", got[p * m + q, m]) == struct.pack("<d", norm), (p, q)
+
+
+def _random_batch(
+    rng: np.random.Generator, rows: int, widths: list[int]
+) -> tuple[list[pools.PoolGroup], int]:
+    """A batch of one or two groups of random pools (shared rows, gaps, lone entries)."""
+    groups = []
+    for g in range(int(rng.integers(1, 3))):
+        regs, masks, vals = [], [], []
+        for w in widths:
+            shared = rng.random() < 0.3
+            shape = (w,) if shared else (rows + g, w)
+            regs.append(rng.normal(-0.5, 2.0, shape))
+            vals.append(rng.normal(0.0, 1.0, shape))
+            masks.append(None if shared or rng.random() < 0.3 else rng.random(shape) < 0.7)
+        floor = None if rng.random() < 0.5 else 1e-7
+        groups.append(pools.PoolGroup(rows + g, regs, masks, vals, floor, rng.random() < 0.3))
+    return groups, int(rng.integers(0, rows + 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    block=st.sampled_from([1, 7, 64, 500, 65536]),
+    sizes=st.lists(
+        st.tuples(st.integers(0, 12), st.lists(st.integers(1, 9), min_size=1, max_size=3)),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_batches_in_one_pass_equal_separate_calls(
+    seed: int, block: int, sizes: list[tuple[int, list[int]]]
+) -> None:
+    """average_pools_many shares the element-wise steps of small batches of different widths;
+    every pool must come out as average_pools of its batch alone computes it, whether the
+    batches share one pass or run block by block (the block size decides)."""
+    rng = np.random.default_rng(seed)
+    batches = [_random_batch(rng, rows, widths) for rows, widths in sizes]
+    p, c, eps = float(rng.uniform(2.5, 4.5)), float(rng.uniform(0.0, 1.0)), 0.01
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pools, "BLOCK_ELEMENTS", block)
+        together = pools.average_pools_many(batches, p, c, eps)
+    alone = [pools.average_pools(groups, p, c, eps, weight_rows=wr) for groups, wr in batches]
+    for i, (got, want) in enumerate(zip(together, alone, strict=True)):
+        for a, b in zip(got, want, strict=True):
+            assert a.tobytes() == b.tobytes(), f"seed {seed}, batch {i}"
