@@ -17,6 +17,7 @@ from alloranet.chain.msgs import (
     Msg,
     MsgAddStake,
     MsgCreateTopic,
+    MsgCreateValidator,
     MsgDelegate,
     MsgFundTopic,
     MsgInsertReputerPayload,
@@ -130,12 +131,29 @@ def _bundle(path: Path) -> ValueBundle:
     )
 
 
+def _consensus_key(args: argparse.Namespace) -> bytes:
+    """The new validator's consensus public key: ``--pubkey`` hex or a node's key file."""
+    if (args.pubkey is None) == (args.validator_key_file is None):
+        raise ConfigError("give exactly one of --pubkey and --validator-key-file")
+    if args.validator_key_file is not None:
+        return load_key(args.validator_key_file).public_key
+    try:
+        key = bytes.fromhex(args.pubkey)
+    except ValueError:
+        raise ConfigError("--pubkey must be hex") from None
+    if len(key) != 32:
+        raise ConfigError(f"--pubkey must be 32 bytes (64 hex characters), got {len(key)}")
+    return key
+
+
 def _msgs(args: argparse.Namespace) -> list[Msg]:
     verb = args.tx_verb
     if verb == "send":
         return [MsgSend(args.to, _amount(args.amount))]
     if verb == "stake":
         return [MsgDelegate(bytes.fromhex(args.validator), _amount(args.amount))]
+    if verb == "create-validator":
+        return [MsgCreateValidator(_consensus_key(args), _amount(args.amount))]
     if verb == "create-topic":
         return [_topic_msg(args)]
     if verb == "fund-topic":
@@ -194,6 +212,8 @@ def register(subparsers: Any) -> None:
         "examples:\n  alloranet tx send --from alice --to allo1... --amount 10allo --wait\n"
         "  alloranet tx create-topic --from alice --file topic.toml --wait\n"
         "  alloranet tx fund-topic --from alice --topic 1 --amount 100allo\n"
+        "  alloranet tx create-validator --from op --validator-key-file node/validator_key.json"
+        " --amount 1000allo\n"
         "  alloranet tx register --from bob --topic 1 --role reputer --stake 1000allo\n"
         "  alloranet tx submit-inference --from bob --topic 1 --nonce 96 --value 101.5",
     )
@@ -223,6 +243,20 @@ def register(subparsers: Any) -> None:
     )
     stake.add_argument("--validator", required=True, help="validator public key (hex)")
     stake.add_argument("--amount", required=True)
+    create = common(
+        "create-validator",
+        "become a validator: self-bond --amount under a consensus key",
+        "alloranet tx create-validator --from op --validator-key-file "
+        "~/.alloranet/validator_key.json --amount 1000allo --wait\n"
+        "  alloranet tx create-validator --from op --pubkey 3f1c...e2 --amount 1000allo",
+    )
+    create.add_argument("--pubkey", help="the validator's consensus public key (64 hex chars)")
+    create.add_argument(
+        "--validator-key-file",
+        type=Path,
+        help="read the public key from the node's validator_key.json instead",
+    )
+    create.add_argument("--amount", required=True, help="self-bond, e.g. 1000allo")
     topic = common(
         "create-topic",
         "create a topic from flags and/or a TOML/JSON file",

@@ -1,0 +1,44 @@
+"""``alloranet tx`` message building (no node needed): create-validator's key sources."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from alloranet.chain.msgs import MsgCreateValidator
+from alloranet.cli.tx import _msgs
+from alloranet.crypto import PrivateKey, save_key
+from alloranet.errors import ConfigError
+from alloranet.types import UALLO_PER_ALLO
+
+
+def _args(**kw: object) -> argparse.Namespace:
+    base = {"tx_verb": "create-validator", "pubkey": None, "validator_key_file": None}
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_create_validator_from_hex_or_key_file(tmp_path: Path) -> None:
+    key = PrivateKey.from_label("validator-x")
+    msgs = _msgs(_args(pubkey=key.public_key.hex(), amount="1000allo"))
+    assert msgs == [MsgCreateValidator(key.public_key, 1000 * UALLO_PER_ALLO)]
+    path = tmp_path / "validator_key.json"
+    save_key(path, key)
+    assert _msgs(_args(validator_key_file=path, amount="5")) == [
+        MsgCreateValidator(key.public_key, 5)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kw", "words"),
+    [
+        ({}, "exactly one"),
+        ({"pubkey": "ab", "validator_key_file": Path("x")}, "exactly one"),
+        ({"pubkey": "zz"}, "must be hex"),
+        ({"pubkey": "ab" * 31}, "32 bytes"),
+    ],
+)
+def test_create_validator_refuses_bad_keys(kw: dict[str, object], words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        _msgs(_args(amount="1", **kw))
