@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alloranet.synthesis import detmath
-from alloranet.synthesis.stats import tree_sum_columns
+from alloranet.synthesis.stats import TreeBuffer
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -61,9 +61,10 @@ class PoolGroup:
 class _Scratch:
     """Reusable flat buffers of ``size`` elements for one pass (one block of one batch, or the
     blocks of several small batches side by side); a segment's (W, b) block is the contiguous
-    view of its W * b elements at its offset."""
+    view of its W * b elements at its offset (:class:`_Views`, cached per layout)."""
 
     def __init__(self, size: int) -> None:
+        self.size = size
         self.reg = np.empty(size)
         self.val = np.empty(size)
         self.mask = np.empty(size, dtype=bool)
@@ -73,6 +74,56 @@ class _Scratch:
         self.w = np.empty(size)
         self.tmp = [np.empty(size) for _ in range(6)]
         self.bits = np.empty(size, dtype=np.int64)
+        self.layouts: dict[tuple[int, int, int], _Views] = {}
+        self.prefixes: dict[int, _Prefix] = {}
+
+    def views(self, off: int, width: int, b: int) -> _Views:
+        key = (off, width, b)
+        found = self.layouts.get(key)
+        if found is None:
+            if len(self.layouts) >= 64:
+                self.layouts.clear()
+            found = self.layouts[key] = _Views(self, off, width, b)
+        return found
+
+    def prefix(self, size: int) -> _Prefix:
+        found = self.prefixes.get(size)
+        if found is None:
+            if len(self.prefixes) >= 16:
+                self.prefixes.clear()
+            found = self.prefixes[size] = _Prefix(self, size)
+        return found
+
+
+class _Views:
+    """The (W, b) views of one segment and its fixed-order sum tree over x (level views built
+    once: at small sizes creating the slices costs as much as the adds)."""
+
+    def __init__(self, s: _Scratch, off: int, width: int, b: int) -> None:
+        end = off + width * b
+        self.reg = s.reg[off:end].reshape(width, b)
+        self.val = s.val[off:end].reshape(width, b)
+        self.x = s.x[off:end].reshape(width, b)
+        self.w = s.w[off:end].reshape(width, b)
+        self.mask = s.mask[off:end].reshape(width, b)
+        self.sums = TreeBuffer(width, b, s.x[off:end]) if width else None
+        self.width, self.b = width, b
+
+    def tree(self) -> FloatArray:
+        """The pools' fixed-order sums of the terms in x (overwritten): a view."""
+        if self.sums is None:
+            return np.zeros(self.b)
+        return self.sums.run()
+
+
+class _Prefix:
+    """The first ``size`` elements of every scratch buffer, as views built once."""
+
+    def __init__(self, s: _Scratch, size: int) -> None:
+        self.reg, self.val, self.x, self.w = s.reg[:size], s.val[:size], s.x[:size], s.w[:size]
+        self.mask, self.out_mask, self.cut = s.mask[:size], s.out_mask[:size], s.cut[:size]
+        self.tmp = [t[:size] for t in s.tmp]
+        self.bits = s.bits[:size]
 
 
 _LOCAL = threading.local()
@@ -120,14 +171,14 @@ def _fill(
             c += w
 
 
-def _exp_into(arg: FloatArray, s: _Scratch, size: int) -> FloatArray:
+def _exp_into(arg: FloatArray, s: _Prefix) -> FloatArray:
     """:func:`.detmath.exp` of the flat ``arg`` (overwritten) in the scratch buffers: the
     identical operation sequence of its in-range fast path; any other block goes through
     ``exp`` itself."""
     lo_x, hi_x = np.minimum.reduce(arg), np.maximum.reduce(arg)  # np.min/np.max, unwrapped
     if not (lo_x >= -700.0 and hi_x <= detmath._EXP_OVERFLOW):
         return detmath.exp(arg)
-    k, hi, lo, r, t, c = (x[:size] for x in s.tmp)
+    k, hi, lo, r, t, c = s.tmp
     np.multiply(arg, detmath._INV_LN2, out=k)
     k += 0.5
     np.floor(k, out=k)
@@ -154,7 +205,7 @@ def _exp_into(arg: FloatArray, s: _Scratch, size: int) -> FloatArray:
     np.subtract(lo, y, out=y)
     y -= hi
     np.subtract(1.0, y, out=y)
-    bits = s.bits[:size]
+    bits = s.bits
     np.copyto(bits, k, casting="unsafe")
     bits += 1022
     bits <<= 52
@@ -177,18 +228,13 @@ class _Batch:
         self.rows = starts.pop()
         self.starts = starts
         floors = {-np.inf if g.floor is None else g.floor for g in groups}
-        self.floor: FloatArray | float
-        if len(floors) == 1:
-            self.floor = floors.pop()
-        else:
-            self.floor = np.concatenate(
-                [np.full(g.rows, -np.inf if g.floor is None else g.floor) for g in groups]
-            )
-        self.single = (
-            np.concatenate([np.full(g.rows, g.single_is_one) for g in groups])
-            if any(g.single_is_one for g in groups)
-            else None
-        )
+        #: one floor for the whole batch, or None: then per group (``spans``)
+        self.floor: float | None = floors.pop() if len(floors) == 1 else None
+        self.spans = [
+            (g0, g0 + g.rows, -np.inf if g.floor is None else g.floor, g.single_is_one)
+            for g, g0 in zip(groups, starts, strict=True)
+        ]
+        self.any_single = any(g.single_is_one for g in groups)
         self.weight_rows = weight_rows
         self.out = np.empty(self.rows)
         self.dens = np.empty(self.rows)
@@ -199,25 +245,24 @@ class _Segment:
     """Pools [r0, r1) of a batch, held transposed (W, b) at ``off`` in the scratch buffers."""
 
     def __init__(self, batch: _Batch, r0: int, r1: int, off: int, s: _Scratch) -> None:
-        self.batch, self.r0, self.r1, self.off = batch, r0, r1, off
-        w, b = batch.width, r1 - r0
-        self.width, self.b = w, b
-        end = off + w * b
-        self.reg = s.reg[off:end].reshape(w, b)
-        self.val = s.val[off:end].reshape(w, b)
-        self.x = s.x[off:end].reshape(w, b)
-        self.w = s.w[off:end].reshape(w, b)
-        self.mask = s.mask[off:end].reshape(w, b)
-        self.fx = s.x[off:end]
+        self.batch, self.r0, self.r1 = batch, r0, r1
+        v = s.views(off, batch.width, r1 - r0)
+        self.v = v
+        self.reg, self.val, self.x, self.w, self.mask = v.reg, v.val, v.x, v.w, v.mask
         self.n = np.empty(0)
         self.rmax = np.empty(0)
 
-    def tree(self) -> FloatArray:
-        """The pools' fixed-order sums of the terms in x (overwritten)."""
-        return tree_sum_columns(self.fx, self.width, self.b)
+    def spans(self) -> list[tuple[int, int, float, bool]]:
+        """The batch's groups within [r0, r1): (start, end) relative to r0, floor, single."""
+        out = []
+        for g0, g1, fl, single in self.batch.spans:
+            a, b = max(self.r0, g0), min(self.r1, g1)
+            if a < b:
+                out.append((a - self.r0, b - self.r0, fl, single))
+        return out
 
 
-def _run(segs: Sequence[_Segment], s: _Scratch, size: int, p: float, c: float, eps: float) -> None:
+def _run(segs: Sequence[_Segment], s: _Prefix, p: float, c: float, eps: float) -> None:
     """Weight and average every pool of ``segs`` (which tile the first ``size`` scratch
     elements): the element-wise steps run once over all of them, the per-pool reductions per
     segment. Bit-identical, pool by pool, to ``weights.pool_weights`` + (lone-entry override)
@@ -230,21 +275,20 @@ def _run(segs: Sequence[_Segment], s: _Scratch, size: int, p: float, c: float, e
         _fill(g.reg, bt.groups, bt.starts, bt.widths, "regrets", g.r0, g.r1)
         _fill(g.val, bt.groups, bt.starts, bt.widths, "values", g.r0, g.r1)
         _fill(g.mask, bt.groups, bt.starts, bt.widths, "mask", g.r0, g.r1)
-    freg, fx, fw, fcut = s.reg[:size], s.x[:size], s.w[:size], s.cut[:size]
-    fout = s.out_mask[:size]
-    np.logical_not(s.mask[:size], out=fout)
+    freg, fx, fw, fcut, fout = s.reg, s.x, s.w, s.cut, s.out_mask
+    np.logical_not(s.mask, out=fout)
     # stats.masked_sample_std of the regrets
     np.copyto(freg, 0.0, where=fout)  # reg: the masked regrets from here on
     np.copyto(fx, freg)
     for g in segs:
         g.n = n = np.add.reduce(g.mask, axis=0, dtype=np.float64)  # exact counts
-        mean = g.tree() / np.where(n > 0, n, 1.0)
+        mean = g.v.tree() / np.where(n > 0, n, 1.0)
         np.subtract(g.reg, mean[None, :], out=g.x)
     np.copyto(fx, 0.0, where=fout)
     fx *= fx
     for g in segs:
         n = g.n
-        var = g.tree() / np.where(n > 1, n - 1.0, 1.0)
+        var = g.v.tree() / np.where(n > 1, n - 1.0, 1.0)
         std = np.where(n > 1, np.sqrt(var), 0.0)
         # normalised regrets and the un-capped maximum (weights.pool_weights)
         g.reg /= (np.abs(std) + eps)[None, :]
@@ -260,32 +304,37 @@ def _run(segs: Sequence[_Segment], s: _Scratch, size: int, p: float, c: float, e
     np.less(freg, cutoff, out=fcut)
     np.subtract(c, freg, out=fx)
     fx *= p
-    e = _exp_into(fx, s, size)
+    e = _exp_into(fx, s)
     e += 1.0
     np.divide(p, e, out=fw)
     np.copyto(fw, 0.0, where=fcut)
     np.copyto(fw, 0.0, where=fout)
     for g in segs:
         bt = g.batch
-        if bt.single is not None:
-            lone = bt.single[g.r0 : g.r1] & (g.n == 1.0)
-            if lone.any():
-                g.w[:, lone] = g.mask[:, lone]
+        if bt.any_single:
+            for a, b, _, single in g.spans():
+                if single:
+                    lone = np.flatnonzero(g.n[a:b] == 1.0) + a
+                    if lone.size:
+                        g.w[:, lone] = g.mask[:, lone]
         if g.r0 < bt.weight_rows:
             top = min(g.r1, bt.weight_rows)
             bt.kept[g.r0 : top] = g.w[:, : top - g.r0].T
     # weights.weighted_average
-    np.multiply(fw, s.val[:size], out=fx)
+    np.multiply(fw, s.val, out=fx)
     np.equal(fw, 0.0, out=fcut)
     np.copyto(fx, 0.0, where=fcut)
-    nums = [g.tree().copy() for g in segs]
+    nums = [g.v.tree().copy() for g in segs]
     np.copyto(fx, fw)
     for g, num in zip(segs, nums, strict=True):
         bt = g.batch
-        den = g.tree()
+        den = g.v.tree()
         bt.dens[g.r0 : g.r1] = den
-        fl = bt.floor if isinstance(bt.floor, float) else bt.floor[g.r0 : g.r1]
-        np.divide(num, np.maximum(den, fl), out=bt.out[g.r0 : g.r1])
+        if bt.floor is not None:
+            np.divide(num, np.maximum(den, bt.floor), out=bt.out[g.r0 : g.r1])
+        else:
+            for a, b, fl, _ in g.spans():
+                np.divide(num[a:b], np.maximum(den[a:b], fl), out=bt.out[g.r0 + a : g.r0 + b])
 
 
 def average_pools(
@@ -325,12 +374,13 @@ def average_pools_many(
                     segs.append(_Segment(bt, 0, bt.rows, off, s))
                     off += bt.rows * bt.width
             if segs:
-                _run(segs, s, total, p, c, epsilon)
+                _run(segs, s.prefix(total), p, c, epsilon)
         else:
             for bt in plans:
                 step = max(1, min(bt.rows, BLOCK_ELEMENTS // max(bt.width, 1)))
                 s = _scratch(max(step * bt.width, 1))
                 for r0 in range(0, bt.rows, step):
                     r1 = min(bt.rows, r0 + step)
-                    _run([_Segment(bt, r0, r1, 0, s)], s, (r1 - r0) * bt.width, p, c, epsilon)
+                    seg = _Segment(bt, r0, r1, 0, s)
+                    _run([seg], s.prefix((r1 - r0) * bt.width), p, c, epsilon)
     return [(bt.out, bt.dens, bt.kept) for bt in plans]

@@ -63,9 +63,12 @@ class TreeBuffer:
     its level views built once: for the reputer loop, which sums the same shapes ~50 times an
     epoch and where creating the slices would cost more than the adds."""
 
-    def __init__(self, n: int, b: int) -> None:
+    def __init__(self, n: int, b: int, flat: FloatArray | None = None) -> None:
+        """``flat``: an existing contiguous 1-D buffer of at least max(n, 1) * b elements to
+        work in (its first ones), instead of a new one."""
         self.n, self.b = n, b
-        self.flat = np.empty(max(n, 1) * b)
+        size = max(n, 1) * b
+        self.flat = np.empty(size) if flat is None else flat[:size]
         self.entries = self.flat.reshape(max(n, 1), b)
         self.ops: list[tuple[FloatArray, FloatArray]] = []
         f = self.flat
