@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from alloranet.consensus import core
 from alloranet.consensus.core import (
@@ -101,6 +101,21 @@ class Application(Protocol):
 
     def get_decision(self, height: int) -> Decision | None:
         """A stored block with its commit, to help a peer that lags (None if unknown)."""
+        ...
+
+
+@runtime_checkable
+class RecordsFinalCommit(Protocol):
+    """Optional for an :class:`Application`: take the fullest commit of the height just finished.
+
+    Why: the commit that decides a height holds the first precommits past 2/3 of the power; the
+    ones that arrive during timeout_commit are lost unless kept. The chain counts the signers of a
+    block's last commit for downtime (a validator absent from a commit looks offline), so the
+    proposer of the next height should carry every precommit it has, as CometBFT's LastCommit does.
+    """
+
+    def record_final_commit(self, commit: Commit) -> None:
+        """Called once per finished height with a commit at least as full as the deciding one."""
         ...
 
 
@@ -345,10 +360,23 @@ class Replica:
                 self.app.commit_value(action.height, action.value, action.commit)
             self.wal.append(encode_end_height(action.height), sync=True)
         elif isinstance(action, FinishHeight):
+            self._offer_final_commit()
             self._pending = _Pending()
             self._enter_height(action.height + 1)
         elif isinstance(action, ReportEvidence):
             self.outbox.report_evidence(action.evidence)
+
+    def _offer_final_commit(self) -> None:
+        """Hand the application every precommit for the decided block (see RecordsFinalCommit)."""
+        d = self.state.decision
+        if d is None or self._replaying or not isinstance(self.app, RecordsFinalCommit):
+            return
+        precommits = self.state.precommits.get(d.commit.round)
+        if precommits is None or not precommits.has_two_thirds_for(d.commit.block_id):
+            return  # decided from a peer's Decision: its commit is all we have
+        full = precommits.make_commit(d.commit.block_id)
+        if len(full.signatures) > len(d.commit.signatures):
+            self.app.record_final_commit(full)
 
     def _has_own_vote(self, a: SignVote) -> bool:
         sets = self.state.prevotes if a.vote_type == PREVOTE else self.state.precommits

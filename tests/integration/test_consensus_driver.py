@@ -135,3 +135,37 @@ async def test_four_drivers_commit_and_one_restarts_from_its_wal(tmp_path: Path)
     top = min(a.get_last_height() for a in apps)
     for height in range(1, top + 1):
         assert len({a.blocks[height].value for a in apps}) == 1  # agreement
+
+
+class FullCommitApp(MemApp):
+    """Keeps the fuller commits the replica offers when a height finishes."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.final: dict[int, Commit] = {}
+
+    def record_final_commit(self, commit: Commit) -> None:
+        verify_commit(CHAIN, self.sets[commit.height], commit.height, commit.block_id, commit)
+        assert commit.block_id == self.blocks[commit.height].commit.block_id
+        self.final[commit.height] = commit
+
+
+async def test_finished_heights_offer_every_precommit(tmp_path: Path) -> None:
+    """The deciding commit holds the first precommits past 2/3 (3 of these 4 validators); the
+    replica offers the app the full set it has once the height finishes (for last_commit)."""
+    net = Net()
+    apps = [FullCommitApp(f"n{i}") for i in range(4)]
+    drivers = [make_driver(net, i, apps[i], tmp_path) for i in range(4)]
+    for d in drivers:
+        await d.start()
+    try:
+        await wait_for(lambda: all(a.get_last_height() >= 5 for a in apps))
+    finally:
+        for d in drivers:
+            await d.stop()
+    assert all(d.error is None for d in drivers)
+    for app in apps:
+        assert app.final, f"{app.name} was never offered a fuller commit"
+        for height, commit in app.final.items():
+            assert len(commit.signatures) > len(app.blocks[height].commit.signatures)
+            assert len(commit.signatures) == 4
