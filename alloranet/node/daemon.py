@@ -492,7 +492,7 @@ class Node:
         location = await self.store.find_tx(tx_hash)
         if location is not None:
             return {"hash": tx_hash.hex(), "height": location.height, "index": location.index,
-                    "code": location.code, "log": ""}  # fmt: skip
+                    "code": location.code, "log": location.log}  # fmt: skip
         if self.mempool is not None and tx_hash in self.mempool:
             raise NotFoundError(f"transaction {tx_hash.hex()} is pending in the mempool")
         raise NotFoundError(f"transaction {tx_hash.hex()} is unknown")

@@ -30,7 +30,7 @@ async def save_block_result(
         block_bytes,
         result.changes,
         result.app_hash,
-        tuple(zip(tx_hashes, (r.code for r in result.tx_results), strict=True)),
+        tuple((h, r.code, r.log) for h, r in zip(tx_hashes, result.tx_results, strict=True)),
         commit,
     )
 

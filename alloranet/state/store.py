@@ -10,7 +10,13 @@ default: a block the node acknowledged survives power loss, not only a process c
 Tables: ``blocks(height, hash, data)``, ``commits(height, data)`` (the +2/3 precommits that
 committed a height; they may arrive with the block or later), ``txs(hash, height, idx, code)``,
 ``state(key, value)`` (the chain's key-value map; deletions remove rows) and ``meta(key,
-value)`` with ``height`` and ``app_hash``.
+value)`` with ``height``, ``app_hash`` and ``schema_version``.
+
+Why a schema version: a node must never read a database laid out for another version of this
+code as if it were its own (a missing column is an obscure crash, a changed meaning silently
+wrong answers). A new database is stamped with :data:`SCHEMA_VERSION`; opening one with any
+other stamp, or an old one without a stamp, fails with a clear :class:`SchemaVersionError`.
+Version 2 added ``txs.log`` so a tx lookup keeps its result message across restarts.
 """
 
 from __future__ import annotations
@@ -30,14 +36,22 @@ _SCHEMA: Final = (
     " data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS commits (height INTEGER PRIMARY KEY, data BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS txs (hash BLOB PRIMARY KEY, height INTEGER NOT NULL,"
-    " idx INTEGER NOT NULL, code INTEGER NOT NULL)",
+    " idx INTEGER NOT NULL, code INTEGER NOT NULL, log TEXT NOT NULL DEFAULT '')",
     "CREATE TABLE IF NOT EXISTS state (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)",
 )
 
 
+#: The layout this code reads and writes (stored in ``meta`` as ``schema_version``).
+SCHEMA_VERSION: Final = 2
+
+
 class StoreError(AlloraError):
     """The database is unusable, or a write breaks the store's order (e.g. a height gap)."""
+
+
+class SchemaVersionError(StoreError):
+    """The database was written by a version of the node with another layout."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +59,7 @@ class TxLocation:
     height: int
     index: int
     code: int
+    log: str = ""
 
 
 class Store:
@@ -69,12 +84,37 @@ class Store:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute(f"PRAGMA synchronous={synchronous}")
             await db.execute("PRAGMA foreign_keys=OFF")
+            tables = await store._one("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
             for statement in _SCHEMA:
                 await db.execute(statement)
+            await store._check_schema(fresh=not tables)
+        except SchemaVersionError:
+            await db.close()
+            raise
         except Exception as exc:
             await db.close()
             raise StoreError(f"database {target} is not usable: {exc}") from None
         return store
+
+    async def _check_schema(self, fresh: bool) -> None:
+        raw = await self._one("SELECT value FROM meta WHERE key = 'schema_version'")
+        if raw is None and fresh:
+            await self._db.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                (SCHEMA_VERSION.to_bytes(4, "big"),),
+            )
+            return
+        found = (
+            "none (written before versions were stamped)"
+            if raw is None
+            else str(int.from_bytes(raw, "big"))
+        )
+        if raw is None or int.from_bytes(raw, "big") != SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"database {self.path} has schema version {found}; this node needs "
+                f"{SCHEMA_VERSION}. Move the data directory aside and resync from genesis "
+                "(or run the node version that wrote it)."
+            )
 
     async def close(self) -> None:
         await self._db.close()
@@ -124,10 +164,10 @@ class Store:
 
     async def find_tx(self, tx_hash: bytes) -> TxLocation | None:
         async with self._db.execute(
-            "SELECT height, idx, code FROM txs WHERE hash = ?", (tx_hash,)
+            "SELECT height, idx, code, log FROM txs WHERE hash = ?", (tx_hash,)
         ) as cursor:
             row = await cursor.fetchone()
-        return None if row is None else TxLocation(row[0], row[1], row[2])
+        return None if row is None else TxLocation(row[0], row[1], row[2], row[3])
 
     # --- writes --------------------------------------------------------------------------
     async def save_genesis(self, state: Mapping[bytes, bytes], app_hash: bytes) -> None:
@@ -143,12 +183,12 @@ class Store:
         block_bytes: bytes,
         changes: Mapping[bytes, bytes | None],
         app_hash: bytes,
-        tx_results: Iterable[tuple[bytes, int]] = (),
+        tx_results: Iterable[tuple[bytes, int] | tuple[bytes, int, str]] = (),
         commit: bytes | None = None,
     ) -> None:
         """Persist block ``height`` with its state changes, tx index and new app hash, atomically.
 
-        ``tx_results`` is (tx hash, result code) in block order; ``commit`` the commit that
+        ``tx_results`` is (tx hash, result code[, log]) in block order; ``commit`` the commit that
         finalised this block if already known (else use :meth:`save_commit` later).
         """
         current = await self.latest_height()
@@ -168,13 +208,16 @@ class Store:
         height: int,
         block: tuple[bytes, bytes] | None,
         commit: bytes | None,
-        tx_results: Iterable[tuple[bytes, int]],
+        tx_results: Iterable[tuple[bytes, int] | tuple[bytes, int, str]],
         changes: Mapping[bytes, bytes | None],
         app_hash: bytes,
     ) -> None:
         upserts = [(k, v) for k, v in changes.items() if v is not None]
         deletes = [(k,) for k, v in changes.items() if v is None]
-        txs = [(h, height, i, code) for i, (h, code) in enumerate(tx_results)]
+        txs = [
+            (r[0], height, i, r[1], r[2] if len(r) > 2 else "")
+            for i, r in enumerate(tx_results)
+        ]
         db = self._db
         await db.execute("BEGIN IMMEDIATE")
         try:
@@ -190,7 +233,9 @@ class Store:
             if txs:
                 # A tx hash seen again (an identical replay) keeps its first location.
                 await db.executemany(
-                    "INSERT OR IGNORE INTO txs (hash, height, idx, code) VALUES (?, ?, ?, ?)", txs
+                    "INSERT OR IGNORE INTO txs (hash, height, idx, code, log)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    txs,
                 )
             if upserts:
                 await db.executemany(

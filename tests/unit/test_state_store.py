@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from alloranet.chain.app import get_balance
 from alloranet.chain.msgs import MsgSend
 from alloranet.chain.testkit import TestChain
 from alloranet.chain.tx import decode_tx
 from alloranet.state.chainstore import load_app_state, save_block_result, save_genesis_state
-from alloranet.state.store import Store, StoreError
+from alloranet.state.store import SCHEMA_VERSION, SchemaVersionError, Store, StoreError
 
 
 async def test_genesis_blocks_commits_txs_roundtrip(tmp_path: Path) -> None:
@@ -97,3 +98,46 @@ async def test_wal_mode_and_bad_path(tmp_path: Path) -> None:
     async with await Store.open(tmp_path / "empty") as store:
         with pytest.raises(StoreError, match="no genesis"):
             await load_app_state(store)
+
+
+async def test_tx_result_log_survives_reopening(tmp_path: Path) -> None:
+    chain = TestChain.create()
+    path = tmp_path / "node.db"
+    store = await Store.open(path)
+    await save_genesis_state(store, chain.state)
+    # fails in delivery (alice cannot send more than she has): code != 0 and a log message
+    too_much = get_balance(chain.state, chain.address("alice")) + 1
+    txs = [chain.tx("alice", MsgSend(chain.address("bob"), too_much))]
+    block_bytes = chain.build(txs)
+    result = chain.block(txs)
+    assert result.tx_results[0].code != 0 and result.tx_results[0].log
+    await save_block_result(store, block_bytes, result, (decode_tx(txs[0]).hash,))
+    await store.close()
+    reopened = await Store.open(path)
+    try:
+        location = await reopened.find_tx(decode_tx(txs[0]).hash)
+        assert location is not None
+        assert (location.code, location.log) == (
+            result.tx_results[0].code,
+            result.tx_results[0].log,
+        )
+    finally:
+        await reopened.close()
+
+
+async def test_schema_version_is_stamped_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "node.db"
+    store = await Store.open(path)
+    await store.close()
+    with sqlite3.connect(path) as db:
+        (raw,) = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        assert int.from_bytes(raw, "big") == SCHEMA_VERSION
+        db.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", ((99).to_bytes(4, "big"),)
+        )
+    with pytest.raises(SchemaVersionError, match="schema version 99; this node needs"):
+        await Store.open(path)
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM meta WHERE key = 'schema_version'")  # an unstamped old database
+    with pytest.raises(SchemaVersionError, match="before versions were stamped"):
+        await Store.open(path)
