@@ -337,6 +337,8 @@ def update_same_workers(
     R = state.regrets
     L = losses
     init = state.initial_regret
+    if sum(getattr(R, name).size for name, _, _ in FAMILIES) <= _BLOCK_ELEMENTS:
+        return _update_all_at_once(state, losses, alpha)
 
     def vec(ref: npt.ArrayLike, worker: npt.ArrayLike, raw: FloatArray) -> FloatArray:
         prev = np.where(np.isnan(raw), init, raw)
@@ -371,4 +373,85 @@ def update_same_workers(
         onein_self=merged(new_self, R.onein_self),
     )
     vectors = dataclasses.replace(out, inferer=new_inf, forecaster=new_fc)
+    return out, vectors
+
+
+def _update_all_at_once(
+    state: RegretState, losses: LossArrays, alpha: float
+) -> tuple[InferenceRegrets, InferenceRegrets]:
+    """:func:`update_same_workers` for small topics: all nine families as one flat vector
+    (each family's reference and worker losses laid out beside its regrets), so the fused
+    update is ~10 numpy calls in all instead of ~10 per family; the same element-wise
+    operations in the same order, so the same bits."""
+    R, L = state.regrets, losses
+    n, k = R.inferer.size, R.forecaster.size
+    li, lf = L.inferer, L.forecaster
+    oi, of, on = L.oneout_inferer, L.oneout_forecaster, L.onein
+    raw = np.concatenate(
+        [
+            R.inferer,
+            R.forecaster,
+            R.naive,
+            R.onein_self,
+            R.oneout_inferer_inferer.ravel(),
+            R.oneout_inferer_forecaster.ravel(),
+            R.oneout_forecaster_inferer.ravel(),
+            R.oneout_forecaster_forecaster.ravel(),
+            R.onein_inferer.ravel(),
+        ]
+    )
+    ref = np.concatenate(
+        [
+            np.full(n + k, L.combined),
+            np.full(n, L.naive),
+            on,
+            np.repeat(oi, n),
+            np.repeat(oi, k),
+            np.repeat(of, n),
+            np.repeat(of, k),
+            np.repeat(on, n),
+        ]
+    )
+    worker = np.concatenate(
+        [
+            li,
+            lf,
+            li,
+            lf,
+            np.tile(li, n),
+            L.oneout_inferer_forecaster.T.ravel(),
+            np.tile(li, k),
+            np.tile(lf, k),
+            np.tile(li, k),
+        ]
+    )
+    missing = np.isnan(raw)
+    prev = raw.copy()
+    np.copyto(prev, state.initial_regret, where=missing)  # gaps: the initial regret
+    with np.errstate(invalid="ignore"):
+        cur = np.subtract(ref, worker, out=ref)  # L_A - L_B
+        new = alpha * cur
+        new += (1.0 - alpha) * prev  # ema: alpha cur + (1 - alpha) prev ...
+        same = np.equal(cur, prev, out=missing)
+        np.copyto(new, cur, where=same)  # ... or cur where cur == prev
+        unmerged = new[: n + k].copy()
+        np.copyto(new, raw, where=np.isnan(new))  # no loss: the stored regret stays
+    sizes = (n, k, n, k, n * n, n * k, k * n, k * k, k * n)
+    parts: list[FloatArray] = []
+    pos = 0
+    for size in sizes:
+        parts.append(new[pos : pos + size])
+        pos += size
+    out = InferenceRegrets(
+        inferer=parts[0],
+        forecaster=parts[1],
+        naive=parts[2],
+        oneout_inferer_inferer=parts[4].reshape(n, n),
+        oneout_inferer_forecaster=parts[5].reshape(n, k),
+        oneout_forecaster_inferer=parts[6].reshape(k, n),
+        oneout_forecaster_forecaster=parts[7].reshape(k, k),
+        onein_inferer=parts[8].reshape(k, n),
+        onein_self=parts[3],
+    )
+    vectors = dataclasses.replace(out, inferer=unmerged[:n], forecaster=unmerged[n:])
     return out, vectors

@@ -176,9 +176,21 @@ def masked_sample_std(values: FloatArray, mask: BoolArray) -> FloatArray:
 
 
 def sample_std(values: npt.ArrayLike) -> float:
-    """Sample std of a 1-D sequence (0 for fewer than two values)."""
+    """Sample std of a 1-D sequence (0 for fewer than two values).
+
+    Up to ``_PY_TREE_MAX`` values on Python floats: the operations of
+    :func:`masked_sample_std` in the same order (their sums are :func:`py_tree`), without
+    its ~15 numpy calls."""
     arr = np.asarray(values, dtype=np.float64).ravel()
-    return float(masked_sample_std(arr, np.ones(arr.shape, dtype=bool)))
+    n = arr.size
+    if n > _PY_TREE_MAX:
+        return float(masked_sample_std(arr, np.ones(arr.shape, dtype=bool)))
+    if n < 2:
+        return 0.0
+    v: list[float] = arr.tolist()
+    mean = py_tree(v) / float(n)
+    dev = [x - mean for x in v]
+    return math.sqrt(py_tree([d * d for d in dev]) / float(n - 1))
 
 
 def median(values: npt.ArrayLike) -> float:

@@ -504,3 +504,59 @@ def test_batches_in_one_pass_equal_separate_calls(
     for i, (got, want) in enumerate(zip(together, alone, strict=True)):
         for a, b in zip(got, want, strict=True):
             assert a.tobytes() == b.tobytes(), f"seed {seed}, batch {i}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.floats(-1e3, 1e3),
+            st.sampled_from([0.0, -0.0, 1e-300, -1e300]),
+        ),
+        min_size=0,
+        max_size=70,
+    )
+)
+def test_sample_std_python_path_equals_masked_numpy_path(values: list[float]) -> None:
+    """Up to stats._PY_TREE_MAX values sample_std runs on Python floats; it must give the
+    bits of masked_sample_std (the numpy path) for any input, on both sides of the limit."""
+    arr = np.array(values, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        want = float(stats.masked_sample_std(arr, np.ones(arr.shape, dtype=bool)))
+        got = stats.sample_std(arr)
+    assert struct.pack("<d", got) == struct.pack("<d", want), values
+
+
+@pytest.mark.parametrize("block", [0, 10**9])
+@pytest.mark.parametrize(("n", "k"), [(1, 0), (2, 1), (17, 4), (40, 9)])
+def test_regret_update_all_at_once_equals_per_family(
+    n: int, k: int, block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small topics update all nine families as one flat vector; it must equal the general
+    path (project + compute_regret_arrays + merge_regrets), with and without gaps."""
+    monkeypatch.setattr(regrets, "_BLOCK_ELEMENTS", block)
+    s = make_scenario(n * 10 + k, n, k)
+    for frac in (0.0, 0.3):
+        losses = compute_network_losses(_with_nan_reports(s, n + k, frac).reports).values
+        state = s.regrets
+        for alpha in (0.1, 1.0):
+            merged, vectors = regrets.update_same_workers(state, losses, alpha)
+            stored = state.project(state.inferers, state.forecasters, np.nan)
+            prev = InferenceRegrets(
+                **{
+                    f.name: np.where(
+                        np.isnan(getattr(stored, f.name)),
+                        state.initial_regret,
+                        getattr(stored, f.name),
+                    )
+                    for f in dataclasses.fields(stored)
+                }
+            )
+            new = regrets.compute_regret_arrays(losses, prev, alpha)
+            ref = regrets.merge_regrets(state, state.inferers, state.forecasters, new, 0.0)
+            for f in dataclasses.fields(merged):
+                got, want = getattr(merged, f.name), getattr(ref.regrets, f.name)
+                assert got.shape == want.shape and got.tobytes() == want.tobytes(), f.name
+            assert vectors.inferer.tobytes() == new.inferer.tobytes()
+            assert vectors.forecaster.tobytes() == new.forecaster.tobytes()
