@@ -80,6 +80,10 @@ def encode_direct(channel: str, data: bytes, max_size: int) -> bytes:
     return _U32.pack(len(body)) + body
 
 
+#: A direct frame of length 0 carries nothing: a keep-alive the receiver only notes.
+KEEPALIVE_FRAME: Final = _U32.pack(0)
+
+
 def decode_direct(body: bytes) -> tuple[str, bytes]:
     """Split a direct frame body into (channel, data); raises ProtocolViolationError."""
     if not body or not 0 < body[0] <= 32 or len(body) < 1 + body[0]:

@@ -17,6 +17,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -94,6 +95,10 @@ class P2PHost:
             raise P2PError("host already started")
         loop = asyncio.get_running_loop()
         self._loop = loop
+        if sys.getswitchinterval() > self._config.gil_switch_interval:
+            # Process-wide (P2PConfig.gil_switch_interval says why): a vote that reaches
+            # one thread while the other computes waits for the GIL hand-over.
+            sys.setswitchinterval(self._config.gil_switch_interval)
         self._publish_slots = asyncio.Semaphore(self._config.max_inflight_publishes)
         ready: asyncio.Future[None] = loop.create_future()
         self._done = loop.create_future()
@@ -276,6 +281,9 @@ class P2PHost:
     async def publish(self, channel: str, data: bytes) -> None:
         """Hand ``data`` to gossipsub; returns once libp2p has queued it to every mesh peer.
 
+        With ``P2PConfig.bulk_direct`` a bulk channel goes to every connected peer over its
+        bulk direct stream instead (``broadcast_direct``; returns once written to all).
+
         Raises MessageTooLargeError above ``max_gossip_size`` (libp2p would drop it silently).
         Waits while ``max_inflight_publishes`` publishes are pending: the back-pressure.
         """
@@ -284,6 +292,9 @@ class P2PHost:
             raise MessageTooLargeError(
                 f"gossip message of {len(data)} bytes exceeds {self._config.max_gossip_size}"
             )
+        if self._config.bulk_direct and channel in self._config.bulk_channels:
+            await self.broadcast_direct(channel, data)  # P2PConfig.bulk_direct
+            return
         network = self._check()
         assert self._publish_slots is not None
         async with self._publish_slots:
@@ -311,19 +322,19 @@ class P2PHost:
         await self._call(network.send_direct, peer_id, channel, bytes(data))
 
     async def broadcast_direct(self, channel: str, data: bytes) -> list[str]:
-        """``send_direct`` to every connected peer at once; returns the peers it failed for."""
-        peers = self.peers()
-        results = await asyncio.gather(
-            *(self.send_direct(peer, channel, data) for peer in peers), return_exceptions=True
-        )
-        failed = []
-        for peer, result in zip(peers, results, strict=True):
-            if isinstance(result, MessageTooLargeError):
-                raise result
-            if isinstance(result, BaseException):
-                log.debug("p2p: direct %s to %s failed: %s", channel, peer, result)
-                failed.append(peer)
-        return failed
+        """``send_direct`` to every connected peer at once; returns the peers it failed for.
+
+        One thread hop for the whole fan-out (not one per peer): the network thread writes
+        to every peer's stream concurrently. Bulk channels use a separate stream per peer, so
+        a vote never waits behind a batch (docs/protocol.md §2.6).
+        """
+        validate_channel_name(channel)
+        if len(data) > self._config.max_gossip_size:
+            raise MessageTooLargeError(
+                f"direct message of {len(data)} bytes exceeds {self._config.max_gossip_size}"
+            )
+        network = self._check()
+        return await self._call(network.broadcast_direct, channel, bytes(data))
 
     def _on_inbound(self, item: Inbound) -> None:
         """Trio thread: queue a message and wake asyncio once per burst."""
@@ -414,7 +425,11 @@ class P2PHost:
 
     def stats(self) -> dict[str, int]:
         """Counters for metrics: inbox drops and depths, publishes handed to libp2p."""
-        out = {"published": self._network.published if self._network else 0}
+        network = self._network
+        out = {
+            "published": network.published if network else 0,
+            "dead_peers": network.dead_peers if network else 0,
+        }
         for inbox in self._inboxes.values():
             out[f"inbox_{inbox.channel}_dropped"] = inbox.dropped
             out[f"inbox_{inbox.channel}_depth"] = len(inbox)

@@ -145,8 +145,13 @@ class Network:
         self._forwarders: collections.OrderedDict[bytes, str] = collections.OrderedDict()
         self._blacklisted: set[str] = set()
         self._ensuring: set[str] = set()
-        self._direct_out: dict[str, Any] = {}
-        self._direct_locks: dict[str, trio.Lock] = {}
+        # Outgoing direct streams by (peer, lane); lane "prio" (consensus) or "bulk" (batches).
+        self._direct_out: dict[tuple[str, str], Any] = {}
+        self._direct_locks: dict[tuple[str, str], trio.Lock] = {}
+        self._direct_used: dict[tuple[str, str], float] = {}  # last successful write
+        self._direct_heard: dict[str, float] = {}  # last frame from a peer, this connection
+        self._keepalive_busy: set[str] = set()
+        self.dead_peers = 0
         self._stop = trio.Event()
         # Two lanes: consensus messages (votes, proposals) never wait behind bulk batches.
         self._prio: collections.deque[tuple[str, bytes, Any]] = collections.deque()
@@ -401,6 +406,7 @@ class Network:
 
     def on_connected(self, peer_id: Any) -> None:
         peer = str(peer_id.to_base58())
+        self._direct_heard.pop(peer, None)  # silence is judged per connection
         too_many = len(self.host.get_connected_peers()) > self.config.max_peers
         if self._is_refused(peer) or (too_many and peer not in self.known):
             assert self.nursery is not None
@@ -431,6 +437,7 @@ class Network:
             connected = set(self.connected_peers())
             self._ensure_pubsub_streams(connected)
             now = trio.current_time()
+            self._check_keepalives(connected, now)
             for peer, entry in list(self.known.items()):
                 if peer in connected:
                     entry.backoff = 0.0
@@ -481,30 +488,98 @@ class Network:
         self.penalise(str(peer_id.to_base58()), "malformed_frame")
 
     # --- direct streams ------------------------------------------------------------------
+    def _lane(self, channel: str) -> str:
+        """Bulk channels (tx batches) get their own stream per peer, so a consensus message
+        never queues behind a batch inside one stream (yamux frames interleave per stream)."""
+        topic = compute_topic(self.config.network_id, channel)
+        return "bulk" if topic in self._bulk_topics else "prio"
+
     async def send_direct(self, peer: str, channel: str, data: bytes) -> None:
         """Write one frame on our persistent direct stream to ``peer`` (opened on first use)."""
+        frame = framing.encode_direct(channel, data, self.config.max_gossip_size)
+        await self._write_direct(peer, self._lane(channel), frame)
+
+    async def _write_direct(self, peer: str, lane: str, frame: bytes) -> None:
         if self._is_refused(peer):
             raise PeerUnreachableError(f"peer {peer} is blocked or banned")
-        frame = framing.encode_direct(channel, data, self.config.max_gossip_size)
-        lock = self._direct_locks.setdefault(peer, trio.Lock())
+        key = (peer, lane)
+        lock = self._direct_locks.setdefault(key, trio.Lock())
         async with lock:
             for attempt in (1, 2):
-                stream = self._direct_out.get(peer)
+                stream = self._direct_out.get(key)
                 try:
                     if stream is None:
                         pid = TProtocol(compute_direct_protocol_id(self.config.network_id))
                         with trio.fail_after(self.config.dial_timeout):
                             stream = await self.host.new_stream(ID.from_base58(peer), [pid])
-                        self._direct_out[peer] = stream
+                        self._direct_out[key] = stream
                     # A slow peer delays only its own stream; give up (and count the
                     # message lost) only after the long handler timeout, not the dial one.
                     with trio.fail_after(self.config.request_handler_timeout):
                         await stream.write(frame)
+                    self._direct_used[key] = trio.current_time()
                     return
                 except Exception as exc:
-                    self._direct_out.pop(peer, None)
+                    self._direct_out.pop(key, None)
                     if attempt == 2:
                         raise PeerUnreachableError(f"direct send to {peer} failed: {exc}") from None
+
+    async def broadcast_direct(self, channel: str, data: bytes) -> list[str]:
+        """``send_direct`` to every connected peer concurrently, in ONE hop from asyncio.
+
+        Returns the peers the send failed for. Oversize data raises before anything is sent.
+        """
+        framing.encode_direct(channel, data, self.config.max_gossip_size)  # size check first
+        failed: list[str] = []
+
+        async def one(peer: str) -> None:
+            try:
+                await self.send_direct(peer, channel, data)
+            except P2PError as exc:
+                log.debug("p2p: direct %s to %s failed: %s", channel, peer, exc)
+                failed.append(peer)
+
+        async with trio.open_nursery() as nursery:
+            for peer in self.connected_peers():
+                nursery.start_soon(one, peer)
+        return sorted(failed)
+
+    def _check_keepalives(self, connected: set[str], now: float) -> None:
+        """Application keep-alive on the direct streams (redial loop, every 0.25 s).
+
+        A peer we have heard on a direct stream of this connection and that has since been
+        silent for ``keepalive_timeout`` is taken for dead: we close the connection, and the
+        redial loop dials it again (a half-open TCP connection would otherwise look alive
+        until the kernel gives up, minutes later). Our own priority stream to each peer gets
+        an empty keep-alive frame after ``keepalive_interval`` idle seconds, so a live peer is
+        never silent for long. Peers that never opened a direct stream are not judged.
+        """
+        cfg = self.config
+        assert self.nursery is not None
+        for peer in connected:
+            if self._is_refused(peer):
+                continue
+            heard = self._direct_heard.get(peer)
+            if heard is not None and now - heard > cfg.keepalive_timeout:
+                self._direct_heard.pop(peer, None)
+                self.dead_peers += 1
+                log.warning("p2p: %s silent for %.1f s: reconnecting", peer, now - heard)
+                self.nursery.start_soon(self._close_peer, peer)
+                continue
+            last = self._direct_used.get((peer, "prio"))
+            idle = last is None or now - last >= cfg.keepalive_interval
+            if idle and peer not in self._keepalive_busy:
+                self._keepalive_busy.add(peer)
+                self.nursery.start_soon(self._send_keepalive, peer, now)
+
+    async def _send_keepalive(self, peer: str, now: float) -> None:
+        try:
+            await self._write_direct(peer, "prio", framing.KEEPALIVE_FRAME)
+        except P2PError as exc:
+            self._direct_used[(peer, "prio")] = now  # retry at the keep-alive pace, not faster
+            log.debug("p2p: keep-alive to %s failed: %s", peer, exc)
+        finally:
+            self._keepalive_busy.discard(peer)
 
     async def _serve_direct(self, stream: Any) -> None:
         """Read frames from a peer's direct stream until it closes; validate and deliver."""
@@ -519,7 +594,11 @@ class Network:
                     header = await read_exactly(stream, framing.LENGTH_BYTES)
                 except ProtocolViolationError:
                     return  # clean end of stream between frames
-                body = await read_exactly(stream, framing.decode_length(header, limit))
+                length = framing.decode_length(header, limit)
+                self._direct_heard[peer] = trio.current_time()
+                if length == 0:
+                    continue  # keep-alive
+                body = await read_exactly(stream, length)
                 channel, data = framing.decode_direct(body)
                 topic = compute_topic(self.config.network_id, channel)
                 if topic not in self._topics:

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import random
 import struct
 import sys
 import time
@@ -65,6 +66,7 @@ class Demo:
         self.host = host
         self.index = index
         self.seq = 0
+        self.tx_direct = False
         self.batcher = Batcher(
             self._publish_tx, max_items=1024, max_bytes=200_000, flush_interval=0.02
         )
@@ -81,9 +83,13 @@ class Demo:
         self.direct_lat_ms: dict[str, float] = {}
         self.first_at = 0.0
         self.last_at = 0.0
+        self.votes_sent = 0
 
     async def _publish_tx(self, data: bytes) -> None:
-        await self.host.publish("tx", data)
+        if self.tx_direct:  # one copy per connected peer, on its bulk direct stream
+            await self.host.broadcast_direct("tx", data)
+        else:
+            await self.host.publish("tx", data)
 
     async def consume_tx(self, sub: Any) -> None:
         async for msg in sub:
@@ -158,9 +164,18 @@ class Demo:
             await self.batcher.flush()
 
         async def votes() -> None:
+            # Poisson arrivals (seeded per node) on a fixed schedule: a constant period would
+            # phase-lock the votes to the batch flush timer and sample only one phase of it.
+            rng = random.Random(self.index)
             vseq = 0
-            while time.monotonic() - start < seconds and votes_per_s > 0:
+            next_at = time.monotonic()
+            while votes_per_s > 0:
+                next_at += rng.expovariate(votes_per_s)
+                if next_at - start >= seconds:
+                    break
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
                 vseq += 1
+                self.votes_sent += 1
                 vote = encode_item(self.index, 10**9 + vseq, 200)
                 if direct == "request":
                     peers = self.host.peers()
@@ -172,7 +187,6 @@ class Demo:
                     await self.host.broadcast_direct("vote", vote)
                 else:
                     await self.host.publish("vote", vote)
-                await asyncio.sleep(1.0 / votes_per_s)
 
         await asyncio.gather(txs(), votes())
 
@@ -221,6 +235,7 @@ async def handle(demo: Demo, cmd: dict[str, Any]) -> dict[str, Any]:
         return {}
     if name == "batching":
         await demo.batcher.flush()
+        demo.tx_direct = bool(cmd.get("direct", False))
         demo.batcher = Batcher(
             demo._publish_tx,
             max_items=int(cmd.get("max_items", 1024)),
@@ -231,7 +246,7 @@ async def handle(demo: Demo, cmd: dict[str, Any]) -> dict[str, Any]:
     if name == "wait_load":
         await asyncio.gather(*demo.tasks)
         demo.tasks.clear()
-        return {"seq": demo.seq}
+        return {"seq": demo.seq, "votes_sent": demo.votes_sent}
     if name == "received":
         out = demo.received()
         if not cmd.get("full"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import itertools
 import os
 import stat
 import threading
@@ -258,6 +260,105 @@ async def test_bootstrap_peers_are_dialled_and_redialled(tmp_path: Path) -> None
         await wait_for(lambda: c.peers() == [b.peer_id], timeout=10)
         await b.disconnect(c.peer_id)  # b forgets c; c's redial loop brings it back
         await wait_for(lambda: b.peers() == [c.peer_id], timeout=10)
+    finally:
+        await c.close()
+        await b.close()
+
+
+async def test_idle_peers_stay_connected_and_a_silent_one_is_redialled(tmp_path: Path) -> None:
+    """Keep-alives keep an idle link alive; a peer that goes silent is dropped and redialled."""
+    a = P2PHost(
+        P2PConfig(key_file=tmp_path / "a.key", keepalive_interval=0.2, keepalive_timeout=1.0)
+    )
+    b = P2PHost(
+        P2PConfig(key_file=tmp_path / "b.key", keepalive_interval=0.2, keepalive_timeout=1.0)
+    )
+    await a.start()
+    await b.start()
+    try:
+        a.subscribe("vote")
+        b.subscribe("vote")
+        await a.connect(b.listen_addrs[0])
+        assert await a.broadcast_direct("vote", b"hello") == []
+        await asyncio.sleep(2.5)  # idle for 2.5 timeouts: only keep-alives flow
+        assert a.stats()["dead_peers"] == 0 and b.stats()["dead_peers"] == 0
+        assert a.peers() == [b.peer_id]
+
+        # b stops sending keep-alives (its network thread stays up): a must notice
+        assert b._network is not None
+        b._network._check_keepalives = lambda connected, now: None  # type: ignore[method-assign]
+        start = time.monotonic()
+        await wait_for(lambda: a.stats()["dead_peers"] >= 1, timeout=5)
+        noticed = time.monotonic() - start
+        assert noticed < 3.0, f"silent peer noticed only after {noticed:.1f} s"
+        await wait_for(lambda: a.peers() == [b.peer_id], timeout=5)  # a dialled b: redialled
+    finally:
+        await a.close()
+        await b.close()
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
+async def test_direct_flood_does_not_grow_memory_without_bound(tmp_path: Path) -> None:
+    """A peer floods 3 x 16 MB of valid direct frames at a node whose consumer never reads.
+
+    The bound: the inbox keeps at most ``inbound_queue_limit`` (here 500) messages of 8 KiB,
+    ~4 MiB, plus yamux buffers (a 256 KiB window per stream, auto-tuned up to 16 MiB for a
+    stream whose reader falls behind) and libp2p's fixed state. So the process RSS may grow
+    by at most 24 MiB over the first 16 MB (measured: ~11), and the next 32 MB may add only
+    allocator churn: the inbox contents are replaced, so fragmentation can hold up to two
+    inboxes (8 MiB) plus noise: < 12 MiB (measured -4..+6). Memory following the flood would
+    add 32 MB.
+    """
+    victim = P2PHost(P2PConfig(key_file=tmp_path / "v.key", inbound_queue_limit=500))
+    flooder = P2PHost(P2PConfig(key_file=tmp_path / "f.key"))
+    await victim.start()
+    await flooder.start()
+    try:
+        sub = victim.subscribe("vote")
+        flooder.subscribe("vote")
+        await flooder.connect(victim.listen_addrs[0])
+        payload = os.urandom(8192)
+        await flooder.send_direct(victim.peer_id, "vote", payload)  # warm-up: stream open
+        await wait_for(lambda: len(sub) == 1)
+        gc.collect()
+        rss = [rss_bytes()]
+        sent = 1
+        for _ in range(3):
+            for _ in range(20):
+                await asyncio.gather(
+                    *(flooder.send_direct(victim.peer_id, "vote", payload) for _ in range(100))
+                )
+            sent += 2000
+            await wait_for(lambda: victim.stats()["inbox_vote_dropped"] == sent - 500, 30)  # noqa: B023
+            gc.collect()
+            rss.append(rss_bytes())
+        growth = [(b - a) / 2**20 for a, b in itertools.pairwise(rss)]
+        print(f"RSS growth per 16 MB of flood: {', '.join(f'{g:.1f}' for g in growth)} MiB")
+        assert len(sub) == 500
+        assert growth[0] < 24, growth
+        assert (rss[-1] - rss[1]) / 2**20 < 12, growth
+    finally:
+        await flooder.close()
+        await victim.close()
+
+
+async def test_first_bootstrap_peer_connects_fast(tmp_path: Path) -> None:
+    """A (re)started node reaches its bootstrap peer well inside the 3 s rejoin budget."""
+    b = P2PHost(P2PConfig(key_file=tmp_path / "b.key"))
+    await b.start()
+    c = P2PHost(P2PConfig(key_file=tmp_path / "c.key", bootstrap=(b.listen_addrs[0],)))
+    try:
+        start = time.monotonic()
+        await c.start()
+        await wait_for(lambda: c.peers() == [b.peer_id], timeout=10)
+        elapsed = time.monotonic() - start
+        print(f"host start -> first connected peer: {elapsed * 1000:.0f} ms")
+        assert elapsed < 2.0, f"first peer after {elapsed:.2f} s"
     finally:
         await c.close()
         await b.close()
