@@ -32,6 +32,8 @@ MAX_PARALLEL_REQUESTS = 8
 #: Poll period while the node has no peer heights yet or is behind: a restarted validator must
 #: be back at the network's height (and voting) within seconds, not after a slow 1 s cadence.
 FAST_INTERVAL_S = 0.1
+#: Ranges the first round asks for before knowing any peer's height (16 blocks each).
+OPTIMISTIC_RANGES = 4
 #: How long after start an isolated node keeps polling fast for its first peers.
 FAST_START_S = 15.0
 #: After the node was behind, keep polling fast (and fetch even one missing block) this long:
@@ -225,7 +227,10 @@ class BlockSync:
         optimistic = 0
         if not self._probed and peers:
             self._probed = True
-            guess = {p: height + MAX_BLOCKS_PER_REQUEST * len(peers) for p in peers}
+            # Guess generously: early on only one peer may be connected, and a range past a
+            # peer's height costs an empty answer, while a range short of it costs a round.
+            reach = MAX_BLOCKS_PER_REQUEST * max(OPTIMISTIC_RANGES, len(peers))
+            guess = {p: height + reach for p in peers}
             _, optimistic = await asyncio.gather(
                 self._poll_heights(peers), self._fetch(self.compute_plan(height, guess))
             )

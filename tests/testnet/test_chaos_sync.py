@@ -109,3 +109,16 @@ async def test_later_rounds_poll_then_fetch_only_when_more_than_one_block_behind
     host.heights = {"a": 40, "b": 25}
     await sync._round()
     assert chain.height == 40 and chain.fed == list(range(21, 41))
+
+
+async def test_first_round_with_one_peer_still_asks_for_several_ranges() -> None:
+    """Right after a restart often only one peer is connected; a 30-block gap must still be
+    closed in one round, not 16 blocks per poll."""
+    host = FakeHost({"a": 40})
+    chain = Chain(10)
+    sync = _sync(host, chain)
+    sync._started_at = asyncio.get_running_loop().time()
+    await sync._round()
+    assert chain.height == 40
+    ranges = sorted(args for _, protocol, args in host.requests if protocol == BLOCKS_PROTOCOL)
+    assert ranges[:2] == [(11, 16), (27, 16)] and len(ranges) >= 2
