@@ -59,9 +59,12 @@ def compute_delegator_rewards(
 
 def process_fee_distribution(ledger: Ledger, ctx: BlockContext) -> int:
     """End-block: pay the fee collector's balance to this block's validator set; returns the
-    amount paid (the remainder stays in the collector)."""
+    amount paid (the remainder stays in the collector).
+
+    Amounts are summed per address first, so each balance (the collector's included) is
+    written once per block however many validators an address delegates to."""
     pot = ledger.get_balance(FEE_COLLECTOR)
-    paid = 0
+    owed: dict[str, int] = {}
     for pubkey, reward in compute_validator_rewards(pot, get_validator_set_at(ledger, ctx.height)):
         validator = ledger.get_validator(pubkey)
         if validator is None or validator.jailed or validator.shares <= 0:
@@ -71,6 +74,10 @@ def process_fee_distribution(ledger: Ledger, ctx: BlockContext) -> int:
             for address in ledger.delegators(pubkey)
         )
         for address, amount in compute_delegator_rewards(reward, holdings, validator.shares):
-            ledger.transfer(FEE_COLLECTOR, address, amount, "validator reward")
-            paid += amount
+            owed[address] = owed.get(address, 0) + amount
+    paid = sum(owed.values())
+    if paid:
+        ledger.set_balance(FEE_COLLECTOR, pot - paid)
+        for address in sorted(owed):
+            ledger.set_balance(address, ledger.get_balance(address) + owed[address])
     return paid
