@@ -11,6 +11,7 @@ forecast the one-out terms cost O(N (N + K)).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +70,14 @@ class InferenceArrays:
     confidence_band: FloatArray  # (5,)
 
 
+@functools.lru_cache(maxsize=16)
+def _off_diagonal(n: int) -> BoolArray:
+    """``~np.eye(n, dtype=bool)``, built once per size (read-only)."""
+    out = ~np.eye(n, dtype=bool)
+    out.flags.writeable = False
+    return out
+
+
 def _nan(shape: tuple[int, ...]) -> FloatArray:
     return np.full(shape, np.nan, dtype=np.float64)
 
@@ -106,16 +115,17 @@ def forecast_implied(
     if naive_regrets is not None:
         groups.append(PoolGroup(1, [naive_regrets], [None], [inferences], cfg.epsilon_safe_div))
     batches: list[tuple[list[PoolGroup], int]] = [(groups, 0)]
-    count = np.count_nonzero(mask, axis=1)
-    width = int(np.max(count)) if count.size else 0
+    count = np.add.reduce(mask, axis=1)  # np.count_nonzero(axis=1), unwrapped
+    width = int(count.max()) if count.size else 0
     if width >= 2:
         # one-out-inferer variants, on the forecasts' element lists: independent of the
         # batch above, so both are weighted in one pass (pools.average_pools_many)
         order = np.argsort(~mask, axis=1, kind="stable")[:, :width]  # element lists, by address
-        emask = np.take_along_axis(mask, order, axis=1)
-        ereg = np.take_along_axis(regrets, order, axis=1)
+        rows = np.arange(k_)[:, None]
+        emask = mask[rows, order]
+        ereg = regrets[rows, order]
         eval_ = inferences[order]
-        keep = ~np.eye(width, dtype=bool)[None, :, :] & emask[:, None, :] & emask[:, :, None]
+        keep = _off_diagonal(width)[None, :, :] & emask[:, None, :] & emask[:, :, None]
         e_ = width
         flat_mask = keep.reshape(k_ * e_, e_)
         flat_reg = np.repeat(ereg, e_, axis=0)  # row (k, e) is forecaster k's element list
@@ -130,8 +140,7 @@ def forecast_implied(
         v1, d1, _ = results[1]
         v1 = np.where(d1 != 0.0, v1, np.nan).reshape(k_, e_)
         affected = emask & (count >= 2)[:, None]
-        rows = np.repeat(np.arange(k_), e_).reshape(k_, e_)
-        oneout[rows[affected], order[affected]] = v1[affected]
+        oneout[np.broadcast_to(rows, (k_, e_))[affected], order[affected]] = v1[affected]
     return np.asarray(fi, dtype=np.float64), oneout, naive
 
 
@@ -167,7 +176,7 @@ def compute_inference_arrays(
     values = np.concatenate([inferences, fi0])
     fi_oo_t = fi_oo.T
     has_oo = ~np.isnan(fi_oo_t) & has_fi[None, :]  # (N, K)
-    many_fi = int(np.count_nonzero(has_fi)) > 1
+    many_fi = int(has_fi.sum()) > 1
     floor = cfg.epsilon_safe_div
     groups = [
         # combined (3.2)
@@ -182,7 +191,7 @@ def compute_inference_arrays(
         PoolGroup(
             n,
             [regrets.oneout_inferer_inferer, regrets.oneout_inferer_forecaster],
-            [~np.eye(n, dtype=bool), has_oo],
+            [_off_diagonal(n), has_oo],
             [inferences, np.where(has_oo, fi_oo_t, 0.0)],
             floor,
         ),
@@ -193,7 +202,7 @@ def compute_inference_arrays(
             PoolGroup(
                 k,
                 [regrets.oneout_forecaster_inferer, regrets.oneout_forecaster_forecaster],
-                [None, has_fi[None, :] & ~np.eye(k, dtype=bool)],
+                [None, has_fi[None, :] & _off_diagonal(k)],
                 [inferences, fi0],
                 floor,
             )

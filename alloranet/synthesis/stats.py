@@ -13,6 +13,8 @@ depends on input order. Masked entries contribute an exact ``0.0``.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 
 import numpy as np
@@ -237,6 +239,16 @@ def weighted_percentiles(
     total = fixed_sum_scalar(sw)
     cum = np.cumsum(sw)  # a sequential scan: fixed order by construction
     pos = (cum - 0.5 * sw) / total
+    pos_list: list[float] = pos.tolist()
+    if all(a <= b for a, b in itertools.pairwise(pos_list)):  # ascending, no NaN
+        # the usual case: the same interpolation on Python floats (IEEE binary64, the same
+        # bits); on ascending positions bisect_right finds what searchsorted does
+        return np.array(_interpolate(pos_list, sv.tolist(), ps.tolist()), dtype=np.float64)
+    return _interpolate_arrays(pos, sv, ps)
+
+
+def _interpolate_arrays(pos: FloatArray, sv: FloatArray, ps: FloatArray) -> FloatArray:
+    """The clamped linear interpolation of :func:`weighted_percentiles` (any positions)."""
     out = np.empty(ps.shape, dtype=np.float64)
     for i, p in enumerate(ps):
         if p <= pos[0]:
@@ -248,4 +260,22 @@ def weighted_percentiles(
             lo = hi - 1
             frac = (p - pos[lo]) / (pos[hi] - pos[lo])
             out[i] = sv[lo] + frac * (sv[hi] - sv[lo])
+    return out
+
+
+def _interpolate(pos: list[float], sv: list[float], ps: list[float]) -> list[float]:
+    """The clamped linear interpolation of :func:`weighted_percentiles` for ascending
+    positions."""
+    out = []
+    first, last = pos[0], pos[-1]
+    for p in ps:
+        if p <= first:
+            out.append(sv[0])
+        elif p >= last:
+            out.append(sv[-1])
+        else:
+            hi = bisect.bisect_right(pos, p)
+            lo = hi - 1
+            frac = (p - pos[lo]) / (pos[hi] - pos[lo])
+            out.append(sv[lo] + frac * (sv[hi] - sv[lo]))
     return out

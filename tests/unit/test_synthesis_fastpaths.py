@@ -560,3 +560,30 @@ def test_regret_update_all_at_once_equals_per_family(
                 assert got.shape == want.shape and got.tobytes() == want.tobytes(), f.name
             assert vectors.inferer.tobytes() == new.inferer.tobytes()
             assert vectors.forecaster.tobytes() == new.forecaster.tobytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=40),
+    weights=st.lists(
+        st.one_of(st.floats(0.0, 1e3), st.sampled_from([0.0, 1e-320, 1.0])),
+        min_size=40,
+        max_size=40,
+    ),
+    percentiles=st.lists(st.floats(-10.0, 110.0), min_size=1, max_size=6),
+)
+def test_weighted_percentiles_python_path_equals_array_path(
+    values: list[float], weights: list[float], percentiles: list[float]
+) -> None:
+    """Ascending positions are interpolated on Python floats; the result must be the bits of
+    the numpy loop (searchsorted) it replaces."""
+    v = np.array(values)
+    w = np.array(weights[: len(values)])
+    w[0] += 1.0  # a positive total
+    ps = np.array([*percentiles, 2.28, 50.0, 97.72])
+    got = stats.weighted_percentiles(v, w, ps)
+    order = np.argsort(v, kind="stable")
+    sw = w[order]
+    pos = (np.cumsum(sw) - 0.5 * sw) / stats.fixed_sum_scalar(sw)
+    want = stats._interpolate_arrays(pos, v[order], ps / 100.0)
+    assert got.tobytes() == want.tobytes()
