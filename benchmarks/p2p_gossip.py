@@ -110,7 +110,7 @@ async def run_load(
         "vote_p99_ms": pct(fanout, 0.99),
         "votes_complete": len(fanout) / max(1, sent_votes),
         "cpu_ms_per_delivery": 1000 * cpu / max(1, gossip_msgs),
-        "cpu_us_per_tx": 1e6 * cpu / max(1, delivered_tx),
+        "cpu_us_per_tx": 1e6 * cpu / max(1, delivered_tx),  # per tx delivered to a node
         "cpu_cores_busy": cpu / elapsed,
         "elapsed_s": elapsed,
     }
@@ -172,10 +172,11 @@ RUN_NAMES = {
 
 
 def row(name: str, r: dict[str, Any]) -> str:
+    per_tx = f"{r['cpu_us_per_tx']:.0f}" if r["tx_per_s"] > 0 else "-"
     return (
         f"{name:<30} {r['tx_per_s']:>9.0f} {r['tx_complete'] * 100:>6.1f}% "
         f"{r['vote_p50_ms']:>8.1f} {r['vote_p99_ms']:>8.1f} {r['votes_complete'] * 100:>6.1f}% "
-        f"{r['cpu_us_per_tx']:>9.0f} {r['cpu_ms_per_delivery']:>7.1f} {r['cpu_cores_busy']:>5.2f}"
+        f"{per_tx:>9} {r['cpu_ms_per_delivery']:>7.1f} {r['cpu_cores_busy']:>5.2f}"
     )
 
 
