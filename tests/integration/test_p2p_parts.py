@@ -14,6 +14,7 @@ from alloranet.p2p.batcher import Batcher, decode_batch, encode_batch
 from alloranet.p2p.config import P2PConfig, compute_protocol_id, compute_topic
 from alloranet.p2p.errors import MessageTooLargeError, ProtocolViolationError
 from alloranet.p2p.framing import (
+    KEEPALIVE_FRAME,
     Status,
     decode_direct,
     decode_length,
@@ -115,6 +116,8 @@ def test_config_checks(tmp_path: Path) -> None:
         {"outbound_queue_high_water": 32},
         {"gossip_degree": 9},
         {"dial_timeout": 0},
+        {"keepalive_interval": 5.0, "keepalive_timeout": 5.0},
+        {"gil_switch_interval": 0},
     ]
     for kwargs in bad:
         with pytest.raises(ConfigError):
@@ -137,6 +140,7 @@ def test_direct_frames() -> None:
     assert decode_direct(frame[4:]) == ("vote", b"payload")
     with pytest.raises(MessageTooLargeError):
         encode_direct("vote", b"x" * 101, 100)
+    assert decode_length(KEEPALIVE_FRAME, 200) == 0  # a keep-alive: header only, no body
     for bad in (b"", b"\x00abc", b"\x05ab", b"\x02\xff\xfe"):
         with pytest.raises(ProtocolViolationError):
             decode_direct(bad)
