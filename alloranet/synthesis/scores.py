@@ -240,6 +240,24 @@ class _ScoreBuffers:
         self.w = np.empty((m, b))
         self.ww = np.empty((m, m, b))
         self.t = np.empty((m, b))
+        # the gradient loop's own buffers (used with b = M + 1)
+        self.perf = TreeBuffer(m, b)
+        self.frac = TreeBuffer(m, 1)
+
+
+def _score_buffers(m: int, b: int) -> _ScoreBuffers:
+    """This thread's scorer buffers for M reputers and batches of b, kept between calls
+    (building the sum trees' level views costs more than a small run); every element is
+    written before it is read, and callers copy what they keep."""
+    cache: dict[tuple[int, int], _ScoreBuffers] | None = getattr(_LOCAL, "score", None)
+    if cache is None:
+        cache = _LOCAL.score = {}
+    found = cache.get((m, b))
+    if found is None:
+        if len(cache) >= 8:
+            cache.clear()
+        found = cache[(m, b)] = _ScoreBuffers(m, b)
+    return found
 
 
 def _gram_scorer(
@@ -252,7 +270,6 @@ def _gram_scorer(
     fm = float(m)
     col = stakes[:, None]
     gh3 = gh_t[:, :, None]  # (pq, M + 1, 1)
-    buffers: dict[int, _ScoreBuffers] = {}
 
     def score(coefficients: FloatArray) -> tuple[FloatArray, FloatArray]:
         # Everything is held transposed, (M, B): the row sums over reputers are then
@@ -260,9 +277,7 @@ def _gram_scorer(
         # live in buffers reused by the next call of the same batch size (the caller copies
         # what it keeps); the caller sets the floating-point error state (np.errstate).
         b = coefficients.shape[0]
-        buf = buffers.get(b)
-        if buf is None:
-            buf = buffers[b] = _ScoreBuffers(m, b)
+        buf = _score_buffers(m, b)
         prod = np.multiply(col, coefficients.T, out=buf.total.entries)  # a_m S_m
         adj = np.multiply(fm, prod, out=buf.adj)
         adj /= buf.total.run()
@@ -306,7 +321,7 @@ def reputer_scores(
     a = np.asarray(previous_coefficients, dtype=np.float64).copy()
     total_stake = float(fixed_sum(s))
     scorer: Callable[[FloatArray], tuple[FloatArray, FloatArray]]  # -> ((M, B), adjusted)
-    if np.all(~np.isnan(x)) and x.shape[0] > 0:
+    if x.shape[0] > 0 and not np.isnan(x).any():
         gh_t = _gram_tensor(x)
         scorer = _gram_scorer(gh_t, s, eps_reputer, eps_div)
     else:
@@ -324,11 +339,17 @@ def reputer_scores(
     perturbed = batch[1:].reshape(-1)[:: m + 1]  # the entries (i + 1, i)
     s_col = s[:, None]
     f_old: float | None = None
-    t_perf, t_frac = TreeBuffer(m, m + 1), TreeBuffer(m, 1)
+    loop_buf = _score_buffers(m, m + 1)
+    t_perf, t_frac = loop_buf.perf, loop_buf.frac
     g_max = 1.0
     it = 0
+    t: FloatArray
+    adj_scored: FloatArray
     with np.errstate(all="ignore"):
-        t, adj_scored = scorer(a[None])
+        if not (it < max_iters and g_max >= max_gradient_threshold):
+            # the loop will not run: score the coefficients as they are (otherwise row 0 of
+            # its first batch scores them, with the same bits: every row is independent)
+            t, adj_scored = scorer(a[None])
         while it < max_iters and g_max >= max_gradient_threshold:
             delta = np.where(a == 1.0, -0.001, 0.001)
             batch[...] = a
