@@ -195,6 +195,10 @@ def log1p(x: npt.ArrayLike) -> FloatArray:
     with np.errstate(all="ignore"):
         u = 1.0 + xa
         d = u - 1.0
+        if not (d == 0.0).any() and not (xa == np.inf).any():
+            # no input too tiny to move 1 + x and none infinite (the usual case): neither
+            # special case below applies, the same operations without the selects
+            return np.asarray(log(u) * (xa / d), dtype=np.float64)
         ratio = np.where(d == 0.0, 1.0, xa / np.where(d == 0.0, 1.0, d))
         out = np.where(d == 0.0, xa, log(u) * ratio)
         out = np.where(xa == np.inf, np.inf, out)

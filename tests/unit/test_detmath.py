@@ -161,3 +161,18 @@ def test_fast_paths_equal_scalar_twin() -> None:
     got_l = detmath.log(xl)
     twin_l = np.fromiter((detmath.log_scalar(float(v)) for v in xl), np.float64, xl.size)
     assert np.array_equal(_bits(got_l), _bits(twin_l)), f"log fast path (seed {SEED + 3})"
+
+
+def test_log1p_with_and_without_special_inputs_equals_scalar_twin() -> None:
+    """log1p skips its selects when no input is tiny (1 + x == 1) or infinite; batches with
+    and without such inputs, and each input alone, must give the scalar twin's bits."""
+    rng = np.random.default_rng(SEED + 7)
+    ordinary = np.concatenate([rng.uniform(-0.999, 50.0, 500), 10.0 ** rng.uniform(-15, 300, 500)])
+    special = np.array([0.0, -0.0, 1e-17, -1e-300, 5e-324, np.inf, -np.inf, np.nan, -1.0, -2.0])
+    for x in (ordinary, np.concatenate([ordinary, special]), special):
+        got = detmath.log1p(x)
+        twin = np.array([detmath.log1p_scalar(float(v)) for v in x])
+        assert np.array_equal(_bits(got), _bits(twin))
+    for v in special:
+        one = detmath.log1p(np.array([v]))
+        assert np.array_equal(_bits(one), _bits(np.array([detmath.log1p_scalar(float(v))])))
