@@ -54,7 +54,8 @@ def exp(x: npt.ArrayLike) -> FloatArray:
         return np.asarray(exp(xa.reshape(1)).reshape(()), dtype=np.float64)
     if xa.size == 0:
         return xa.copy()
-    lo_x, hi_x = np.min(xa), np.max(xa)  # NaN propagates, failing the range test
+    # np.min/np.max, unwrapped: NaN propagates, failing the range test
+    lo_x, hi_x = np.minimum.reduce(xa, axis=None), np.maximum.reduce(xa, axis=None)
     in_range = bool(lo_x >= _EXP_UNDERFLOW and hi_x <= _EXP_OVERFLOW)
     with np.errstate(all="ignore"):
         # in-place steps (out=) keep the exact operation order of exp_scalar while avoiding
@@ -128,23 +129,52 @@ def exp_scalar(x: float) -> float:
 def log(x: npt.ArrayLike) -> FloatArray:
     """Natural log elementwise; -inf at 0, NaN below 0, inf at inf."""
     xa = _as_array(x)
+    if xa.ndim == 0:  # the in-place steps need real arrays
+        return np.asarray(log(xa.reshape(1)).reshape(()), dtype=np.float64)
     with np.errstate(all="ignore"):
+        # in-place steps (out=) keep the exact operation order of log_scalar while avoiding
+        # a fresh array per operation; a * b and b * a, a + b and b + a are the same bits
         m, e = np.frexp(xa)
         small = m < _SQRT_HALF
-        m = np.where(small, m * 2.0, m)
-        kf = (e - small.astype(e.dtype)).astype(np.float64)
-        f = m - 1.0
-        s = f / (2.0 + f)
+        np.multiply(m, 2.0, out=m, where=small)
+        e -= small  # exact integer exponents
+        kf = e.astype(np.float64)
+        f = m
+        f -= 1.0
+        s = 2.0 + f
+        np.divide(f, s, out=s)  # s = f / (2 + f)
         z = s * s
         w = z * z
-        t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
-        t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
-        big_r = t2 + t1
-        hfsq = 0.5 * f * f
-        out = kf * _LN2_HI - ((hfsq - (s * (hfsq + big_r) + kf * _LN2_LO)) - f)
-        if xa.size and np.min(xa) > 0.0 and np.max(xa) < np.inf:
+        t1 = w * _LG6
+        t1 += _LG4
+        t1 *= w
+        t1 += _LG2
+        t1 *= w  # t1 = w (LG2 + w (LG4 + w LG6))
+        t2 = w * _LG7
+        t2 += _LG5
+        t2 *= w
+        t2 += _LG3
+        t2 *= w
+        t2 += _LG1
+        t2 *= z  # t2 = z (LG1 + w (LG3 + w (LG5 + w LG7)))
+        t2 += t1  # R = t2 + t1
+        hfsq = f * 0.5
+        hfsq *= f  # hfsq = 0.5 f f
+        t2 += hfsq
+        t2 *= s  # s (hfsq + R)
+        t1 = np.multiply(kf, _LN2_LO, out=t1)
+        t2 += t1  # s (hfsq + R) + k ln2_lo
+        np.subtract(hfsq, t2, out=t2)
+        t2 -= f
+        out = np.multiply(kf, _LN2_HI, out=kf)
+        out -= t2  # k ln2_hi - ((hfsq - (s (hfsq + R) + k ln2_lo)) - f)
+        if (
+            xa.size
+            and np.minimum.reduce(xa, axis=None) > 0.0
+            and (np.maximum.reduce(xa, axis=None) < np.inf)
+        ):
             # every input finite and positive (NaN fails both tests): no special case applies
-            return np.asarray(out, dtype=np.float64)
+            return out
         out = np.where(xa == 0.0, -np.inf, out)
         out = np.where(xa < 0.0, np.nan, out)
         out = np.where(xa == np.inf, np.inf, out)

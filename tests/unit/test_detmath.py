@@ -176,3 +176,16 @@ def test_log1p_with_and_without_special_inputs_equals_scalar_twin() -> None:
     for v in special:
         one = detmath.log1p(np.array([v]))
         assert np.array_equal(_bits(one), _bits(np.array([detmath.log1p_scalar(float(v))])))
+
+
+def test_log_of_scalars_and_matrices_keeps_shape_and_bits() -> None:
+    """The in-place log kernel handles 0-d inputs (through a 1-element array) and any shape."""
+    for v in (2.0, 1e-310, 0.0, -1.0, math.inf):
+        got = detmath.log(v)
+        assert got.shape == ()
+        assert _bits(np.array([float(got)]))[0] == _bits(np.array([detmath.log_scalar(v)]))[0]
+    m = np.array([[0.5, 2.0, 7.0], [1e-300, 3.0, 1e300]])
+    got = detmath.log(m)
+    assert got.shape == m.shape
+    twin = np.array([[detmath.log_scalar(float(v)) for v in row] for row in m])
+    assert np.array_equal(_bits(got), _bits(twin))
