@@ -4,6 +4,7 @@ the forecasting utility chi and normaliser gamma, the task split and per-actor p
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,7 @@ from alloranet.synthesis import detmath
 from alloranet.synthesis.ema import ema, ema_scalar
 from alloranet.synthesis.errors import SynthesisError
 from alloranet.synthesis.params import SINGLE_PARTICIPANT_ENTROPY
-from alloranet.synthesis.stats import fixed_sum_scalar, sample_std
+from alloranet.synthesis.stats import fixed_sum_scalar, py_tree, sample_std
 from alloranet.synthesis.tokens import to_base_units
 from alloranet.synthesis.weights import phi
 
@@ -219,39 +220,40 @@ def worker_reward_fractions_batch(
 def task_entropies(
     tasks: list[tuple[FloatArray, FloatArray | None]], alpha: float, beta: float
 ) -> list[Entropy]:
-    """:func:`task_entropy` of several tasks (fractions, previous smoothed) with one log over
-    all of them (element-wise: the same bits)."""
-    out: list[Entropy | None] = []
-    pending: list[tuple[int, FloatArray, float]] = []
-    for fractions, previous_smoothed in tasks:
-        n = fractions.size
-        if n == 0:
-            out.append(Entropy(0.0, np.zeros(0)))
-            continue
-        prev = (
-            fractions
-            if previous_smoothed is None
-            else np.where(np.isnan(previous_smoothed), fractions, previous_smoothed)
-        )
-        smooth = ema(alpha, fractions, prev)
-        total = fixed_sum_scalar(smooth)
-        norm = smooth / total
+    """:func:`task_entropy` of several tasks (fractions, previous smoothed) at once: every
+    element-wise step (smoothing, normalising, one log) runs once over all tasks' entries and
+    only the sums are per task (:func:`.stats.py_tree`, the tree of ``fixed_sum_scalar``);
+    element-wise steps are the same operations either way, so the same bits."""
+    sizes = [f.size for f, _ in tasks]
+    live = [i for i, n in enumerate(sizes) if n]
+    out: list[Entropy] = [Entropy(0.0, np.zeros(0)) for _ in tasks]
+    if not live:
+        return out
+    frac = np.concatenate([np.asarray(tasks[i][0], dtype=np.float64) for i in live])
+    prev_parts = [tasks[i][1] for i in live]
+    prev_all = np.concatenate(
+        [tasks[i][0] if p is None else p for i, p in zip(live, prev_parts, strict=True)]
+    )
+    prev_all = np.where(np.isnan(prev_all), frac, prev_all)
+    smooth = ema(alpha, frac, prev_all)
+    bounds = [0]
+    for i in live:
+        bounds.append(bounds[-1] + sizes[i])
+    smooth_list: list[float] = smooth.tolist()
+    totals = [py_tree(smooth_list[a:b]) for a, b in itertools.pairwise(bounds)]
+    norm = smooth / np.repeat(totals, [sizes[i] for i in live])
+    squares: list[float] = (norm * norm).tolist()
+    positive = norm > 0.0
+    logs = detmath.log(np.where(positive, norm, 1.0))
+    terms: list[float] = np.where(positive, norm * logs, 0.0).tolist()
+    for i, a, b in zip(live, bounds, bounds[1:], strict=False):
+        n = sizes[i]
+        part = norm[a:b]
         if n == 1:
-            out.append(Entropy(SINGLE_PARTICIPANT_ENTROPY, norm))
+            out[i] = Entropy(SINGLE_PARTICIPANT_ENTROPY, part)
             continue
-        n_eff = 1.0 / fixed_sum_scalar(norm * norm)
-        pending.append((len(out), norm, n_eff))
-        out.append(None)
-    if pending:
-        logs_all = detmath.log(
-            np.concatenate([np.where(norm > 0.0, norm, 1.0) for _, norm, _ in pending])
-        )
-        pos = 0
-        for i, norm, n_eff in pending:
-            n = norm.size
-            logs = logs_all[pos : pos + n]
-            pos += n
-            h = -fixed_sum_scalar(np.where(norm > 0.0, norm * logs, 0.0))
-            h = h * detmath.power_scalar(n_eff / n, beta)
-            out[i] = Entropy(float(h), np.asarray(norm, dtype=np.float64))
-    return [e for e in out if e is not None]
+        n_eff = 1.0 / py_tree(squares[a:b])
+        h = -py_tree(terms[a:b])
+        h = h * detmath.power_scalar(n_eff / n, beta)
+        out[i] = Entropy(float(h), part)
+    return out
