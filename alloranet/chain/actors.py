@@ -29,7 +29,7 @@ from alloranet.chain.errors import (
     UnauthorizedError,
     WindowError,
 )
-from alloranet.chain.ledger import TOPIC_STAKE_POOL, Ledger
+from alloranet.chain.ledger import TOPIC_STAKE_POOL, Ledger, Topic
 from alloranet.chain.msgs import (
     MsgAddStake,
     MsgDelegateStake,
@@ -191,23 +191,38 @@ def compute_top_forecast(
     return tuple(sorted(kept))
 
 
+def _validate_submission(
+    ledger: Ledger,
+    ctx: BlockContext,
+    signer: str,
+    topic: Topic,
+    nonce: int,
+    reputer: bool,
+    window: tuple[int, int],
+) -> None:
+    """The signer is registered in the role, the nonce's window is open and includes this
+    height (``window`` = first and last height), and this is the signer's first payload."""
+    what, role = ("reputer_payload", "reputer") if reputer else ("worker_payload", "worker")
+    if not ledger.is_registered(topic.id, signer, reputer):
+        raise UnauthorizedError(f"{what}: {signer} is not a {role} of topic {topic.id}")
+    first, last = window
+    if not (ledger.is_nonce_open(reputer, topic.id, nonce) and first <= ctx.height <= last):
+        raise WindowError(
+            f"{what}: no open {role} window for nonce {nonce} of topic {topic.id} at height "
+            f"{ctx.height} (a window is heights nonce+{first - nonce} .. nonce+{last - nonce})"
+        )
+    if ledger.get_payload(reputer, topic.id, nonce, signer) is not None:
+        raise WindowError(f"{what}: {signer} already submitted for nonce {nonce}")
+
+
 def process_worker_payload(
     ledger: Ledger, ctx: BlockContext, signer: str, msg: MsgInsertWorkerPayload
 ) -> None:
     topic = require_topic(ledger, msg.topic_id)
-    if not ledger.is_registered(topic.id, signer, False):
-        raise UnauthorizedError(f"worker_payload: {signer} is not a worker of topic {topic.id}")
     n = msg.nonce
-    if not (
-        ledger.is_nonce_open(False, topic.id, n)
-        and n < ctx.height <= n + topic.worker_submission_window
-    ):
-        raise WindowError(
-            f"worker_payload: no open worker window for nonce {n} of topic {topic.id} at height "
-            f"{ctx.height} (a window is heights nonce+1 .. nonce+{topic.worker_submission_window})"
-        )
-    if ledger.get_payload(False, topic.id, n, signer) is not None:
-        raise WindowError(f"worker_payload: {signer} already submitted for nonce {n}")
+    _validate_submission(
+        ledger, ctx, signer, topic, n, False, (n + 1, n + topic.worker_submission_window)
+    )
     for inferer, _ in msg.forecast:
         if not ledger.is_registered(topic.id, inferer, False):
             raise InvalidMessageError(
@@ -237,17 +252,9 @@ def process_reputer_payload(
     ledger: Ledger, ctx: BlockContext, signer: str, msg: MsgInsertReputerPayload
 ) -> None:
     topic = require_topic(ledger, msg.topic_id)
-    if not ledger.is_registered(topic.id, signer, True):
-        raise UnauthorizedError(f"reputer_payload: {signer} is not a reputer of topic {topic.id}")
     n = msg.nonce
     lag = topic.ground_truth_lag
-    if not (ledger.is_nonce_open(True, topic.id, n) and n + lag <= ctx.height <= n + 2 * lag):
-        raise WindowError(
-            f"reputer_payload: no open reputer window for nonce {n} of topic {topic.id} at "
-            f"height {ctx.height} (a window is heights nonce+{lag} .. nonce+{2 * lag})"
-        )
-    if ledger.get_payload(True, topic.id, n, signer) is not None:
-        raise WindowError(f"reputer_payload: {signer} already submitted for nonce {n}")
+    _validate_submission(ledger, ctx, signer, topic, n, True, (n + lag, n + 2 * lag))
     stake = ledger.stake_authority(topic.id, signer)
     if stake < ctx.emissions.required_minimum_stake:
         raise StakeError(
