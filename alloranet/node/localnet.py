@@ -160,10 +160,15 @@ def create_local_testnet(
     seed: int,
     chain_id: str = "alloranet-local",
     params: dict[str, Any] | None = None,
+    stakes: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Write every home under ``root`` and return the manifest (testnet/manifest.py schema)."""
+    """Write every home under ``root`` and return the manifest (testnet/manifest.py schema).
+
+    ``stakes`` (uallo, one per validator) defaults to the same stake for every validator."""
     if validators < 1:
         raise ConfigError("--validators must be at least 1")
+    if stakes is not None and (len(stakes) != validators or min(stakes) <= 0):
+        raise ConfigError("stakes: give one positive stake per validator")
     if min(workers, forecasters, reputers) < 0:
         raise ConfigError("actor counts must not be negative")
     if (root / "testnet.json").exists():
@@ -181,7 +186,7 @@ def create_local_testnet(
         root,
         chain_id=chain_id,
         seed=seed,
-        stakes=[DEFAULT_VALIDATOR_STAKE] * validators,
+        stakes=list(stakes) if stakes is not None else [DEFAULT_VALIDATOR_STAKE] * validators,
         accounts=accounts,
         params=params,
     )

@@ -281,3 +281,38 @@ def test_public_validators_view_and_block_evidence_items() -> None:
     ev = DuplicateVoteEvidence(keys[0].public_key, 1, 5, 0, b"", b"s" * 64, b"b" * 32, b"t" * 64)
     items = queries._evidence_items([ev.to_wire(), ("garbage",)])
     assert items == [{"address": keys[0].address, "vote_type": 1, "height": 5, "round": 0}]
+
+
+def test_local_homes_take_stakes_and_joiners_and_chaos_homes_reuse_them(tmp_path: Path) -> None:
+    from alloranet.errors import ConfigError
+    from alloranet.node.genesis import load_genesis
+    from alloranet.node.localnet import create_local_testnet, write_node_homes
+    from alloranet.types import UALLO_PER_ALLO
+    from testnet.chaos.homes import ACTORS, create_homes, faucet_path, load_account_key
+    from testnet.chaos.schema import NetworkSpec
+
+    nodes = write_node_homes(
+        tmp_path / "a", chain_id="c", seed=3, stakes=[100, 300], joiners=1, label="t"
+    )
+    assert [(n.name, n.validator) for n in nodes] == [
+        ("node0", True), ("node1", True), ("node2", False)
+    ]  # fmt: skip
+    genesis = load_genesis(nodes[2].home / "genesis.json")
+    assert [v.stake for v in genesis.validators] == [100, 300]
+    assert {n.key.address for n in nodes} <= {a for a, _ in genesis.accounts}  # joiner funded
+    assert len({n.api for n in nodes}) == 3
+    with pytest.raises(ConfigError):
+        create_local_testnet(
+            tmp_path / "b", validators=2, workers=0, forecasters=0, reputers=0, seed=1,
+            stakes=[5],
+        )  # fmt: skip
+
+    spec = NetworkSpec(validators=2, stakes=(10, 20), joiners=1, seed=4)
+    homes, actors = create_homes(tmp_path / "chaos", spec, "chaos-chain")
+    genesis = load_genesis(homes[0].home / "genesis.json")
+    assert [v.stake for v in genesis.validators] == [10 * UALLO_PER_ALLO, 20 * UALLO_PER_ALLO]
+    assert [h.genesis_validator for h in homes] == [True, True, False]
+    funded = {a for a, _ in genesis.accounts}
+    assert load_account_key(4, 0).address in funded
+    assert len(actors) == sum(count for _, count in ACTORS)
+    assert faucet_path(tmp_path / "chaos").exists()
