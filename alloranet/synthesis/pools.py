@@ -145,29 +145,32 @@ def _scratch(size: int) -> _Scratch:
     return found
 
 
-def _fill(
-    dst: npt.NDArray[np.generic],
-    groups: Sequence[PoolGroup],
-    starts: Sequence[int],
-    widths: Sequence[int],
-    what: str,
-    r0: int,
-    r1: int,
-) -> None:
-    """Copy pools [r0, r1)'s ``what`` segments, transposed, into ``dst`` (W, r1 - r0)."""
-    for g, g0 in zip(groups, starts, strict=True):
-        a, b = max(r0, g0), min(r1, g0 + g.rows)
+def _put(part: npt.NDArray[np.generic], seg: FloatArray | BoolArray | None, src: slice) -> None:
+    """One column segment of a block: a whole-pool mask (None), one row shared by every pool
+    (1-D) or the rows ``src`` of a (rows, w) array, transposed."""
+    if seg is None:  # mask only: the whole segment is in the pool
+        part[...] = True
+    elif seg.ndim == 1:
+        part[...] = seg[:, None]
+    else:
+        part[...] = seg[src].T
+
+
+def _fill(g: _Segment) -> None:
+    """Copy the pools [r0, r1) of the segment's batch (regrets, values and mask), transposed,
+    into its (W, r1 - r0) blocks."""
+    bt, r0, r1 = g.batch, g.r0, g.r1
+    for grp, g0 in zip(bt.groups, bt.starts, strict=True):
+        a, b = max(r0, g0), min(r1, g0 + grp.rows)
         if a >= b:
             continue
+        cols, src = slice(a - r0, b - r0), slice(a - g0, b - g0)
         c = 0
-        for seg, w in zip(getattr(g, what), widths, strict=True):
-            part = dst[c : c + w, a - r0 : b - r0]
-            if seg is None:  # mask only: the whole segment is in the pool
-                part[...] = True
-            elif seg.ndim == 1:
-                part[...] = seg[:, None]
-            else:
-                part[...] = seg[a - g0 : b - g0].T
+        for reg, mask, val, w in zip(grp.regrets, grp.mask, grp.values, bt.widths, strict=True):
+            rows = slice(c, c + w)
+            _put(g.reg[rows, cols], reg, src)
+            _put(g.val[rows, cols], val, src)
+            _put(g.mask[rows, cols], mask, src)
             c += w
 
 
@@ -271,10 +274,7 @@ def _run(segs: Sequence[_Segment], s: _Prefix, p: float, c: float, eps: float) -
     anchor = c - 8.25 / p
     cutoff = c - 17.25 / p
     for g in segs:
-        bt = g.batch
-        _fill(g.reg, bt.groups, bt.starts, bt.widths, "regrets", g.r0, g.r1)
-        _fill(g.val, bt.groups, bt.starts, bt.widths, "values", g.r0, g.r1)
-        _fill(g.mask, bt.groups, bt.starts, bt.widths, "mask", g.r0, g.r1)
+        _fill(g)
     freg, fx, fw, fcut, fout = s.reg, s.x, s.w, s.cut, s.out_mask
     np.logical_not(s.mask, out=fout)
     # stats.masked_sample_std of the regrets
