@@ -164,30 +164,42 @@ class BlockSync:
         return plan
 
     async def _fetch(self, plan: list[tuple[str, int, int]]) -> int:
-        """Run the plan's requests at once, then feed what came back in height order; returns
-        how many blocks were applied."""
-        answers = await asyncio.gather(
-            *(self._request_range(peer, first, count) for peer, first, count in plan),
-            return_exceptions=True,
-        )
+        """Run the plan's requests at once and feed blocks in height order as answers arrive
+        (the lowest range need not wait for the slowest peer); returns how many were applied.
+        """
+
+        async def fetch_one(peer: str, first: int, count: int) -> tuple[str, list[Decision]]:
+            try:
+                return peer, await self._request_range(peer, first, count)
+            except Exception as exc:
+                log.debug("block sync request to %s failed: %r", peer, exc)
+                return peer, []
+
         fetched: dict[int, tuple[Decision, str]] = {}
-        for (peer, _, _), answer in zip(plan, answers, strict=True):
-            if isinstance(answer, BaseException):
-                log.debug("block sync request to %s failed: %r", peer, answer)
-                continue
-            for decision in answer:
+        applied = 0
+        stalled = False
+        for next_answer in asyncio.as_completed([fetch_one(*item) for item in plan]):
+            peer, decisions = await next_answer
+            for decision in decisions:
                 fetched.setdefault(decision.commit.height, (decision, peer))
+            if not stalled:
+                fed, stalled = self._feed_ready(fetched)
+                applied += fed
+        return applied
+
+    def _feed_ready(self, fetched: dict[int, tuple[Decision, str]]) -> tuple[int, bool]:
+        """Feed the fetched blocks that continue our height; returns (applied, refused)."""
         applied = 0
         while True:
             before = self._get_height()
-            item = fetched.get(before + 1)
+            item = fetched.pop(before + 1, None)
             if item is None:
-                return applied
+                return applied, False
             decision, peer = item
             self._feed(encode_message(decision), peer)
             if self._get_height() == before:
                 log.warning("block %d from %s was not accepted", before + 1, peer)
-                return applied
+                return applied, True
             applied += 1
             self.synced_blocks += 1
 

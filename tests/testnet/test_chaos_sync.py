@@ -122,3 +122,21 @@ async def test_first_round_with_one_peer_still_asks_for_several_ranges() -> None
     assert chain.height == 40
     ranges = sorted(args for _, protocol, args in host.requests if protocol == BLOCKS_PROTOCOL)
     assert ranges[:2] == [(11, 16), (27, 16)] and len(ranges) >= 2
+
+
+async def test_blocks_are_fed_as_answers_arrive_not_after_the_slowest_peer() -> None:
+    chain = Chain(0)
+    seen_by_slow_peer: list[int] = []
+
+    class SlowForB(FakeHost):
+        async def request(self, peer: str, protocol: str, data: bytes, timeout: float) -> bytes:
+            if peer == "b" and protocol == BLOCKS_PROTOCOL:
+                await asyncio.sleep(0.3)
+                seen_by_slow_peer.append(chain.height)
+            return await super().request(peer, protocol, data, timeout)
+
+    host = SlowForB({"a": 16, "b": 40})  # only b holds the heights above 16
+    sync = _sync(host, chain)
+    await sync._fetch([("a", 1, 16), ("b", 17, 16), ("b", 33, 8)])
+    assert seen_by_slow_peer and seen_by_slow_peer[0] == 16  # a's range was in meanwhile
+    assert chain.height == 40 and chain.fed == list(range(1, 41))
