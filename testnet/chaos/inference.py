@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alloranet.crypto import load_key
+from alloranet.errors import AlloraError
 from alloranet.node.localnet import ActorPlan
 from alloranet.worker.client import NodeClient
 from alloranet.worker.sdk import Reputer, Worker
@@ -33,6 +34,8 @@ log = logging.getLogger("testnet.chaos.inference")
 
 #: Topic polling period of each actor: slower than the SDK default, the nodes are busy.
 POLL_INTERVAL_S = 0.5
+#: Send the registration again if the topic does not list the actor this long after.
+REGISTER_RETRY_S = 8.0
 
 
 @dataclass
@@ -80,11 +83,7 @@ class InferenceLoad:
             log.warning("inference load stopped: %r", exc)
 
     async def _run(self) -> None:
-        client = NodeClient(self.apis[0])
-        try:
-            topic_id = await ensure_topic(client, self.faucet, HttpTransport(client))
-        finally:
-            await client.close()
+        topic_id = await self._ensure_topic()
         self.record.topic_id = topic_id
         workers = [a for a in self.actors if a.role == "worker"]
         world = World(self.seed, max(1, len(workers)))
@@ -93,9 +92,7 @@ class InferenceLoad:
         for turn, actor in enumerate(self.actors):
             api = self.apis[turn % len(self.apis)]
             clients.append(self._client(actor, api, topic_id, world, index_of))
-        for actor_client in clients:
-            await actor_client.register(isinstance(actor_client, Reputer), REPUTER_STAKE)
-        tasks = [asyncio.create_task(c.run()) for c in clients]
+        tasks = [asyncio.create_task(self._actor(c)) for c in clients]
         while not self._stop.is_set():
             await asyncio.sleep(0.2)
         for c in clients:
@@ -110,6 +107,44 @@ class InferenceLoad:
                 self.record.receipts[(receipt.kind, receipt.status)] += 1
         for extra in self._extra_clients:
             await extra.close()
+
+    async def _ensure_topic(self) -> int:
+        """Create and fund the sample topic through whichever node answers: the run may kill
+        or isolate any node at any time, including the first one asked."""
+        turn = 0
+        while not self._stop.is_set():
+            client = NodeClient(self.apis[turn % len(self.apis)])
+            try:
+                return await ensure_topic(client, self.faucet, HttpTransport(client))
+            except AlloraError as exc:
+                log.info("topic creation via %s failed (%s): next node", client.api, exc)
+            finally:
+                await client.close()
+            turn += 1
+            await asyncio.sleep(0.5)
+        raise asyncio.CancelledError
+
+    async def _actor(self, actor: Worker | Reputer) -> None:
+        """Register (again, until the topic lists the actor: its node may die with the
+        transaction in its mempool), then run the SDK loop."""
+        is_reputer = isinstance(actor, Reputer)
+        role = "reputers" if is_reputer else "workers"
+        loop = asyncio.get_running_loop()
+        last_try = -REGISTER_RETRY_S
+        while not self._stop.is_set():
+            try:
+                topic = await actor.client.topic(actor.topic_id)
+                if actor.address in topic.get(role, []):
+                    break
+                if loop.time() - last_try >= REGISTER_RETRY_S:
+                    last_try = loop.time()
+                    # The same sequence as a lost attempt: identical bytes, never two txs.
+                    actor.account.invalidate()
+                    await actor.register(is_reputer, REPUTER_STAKE)
+            except AlloraError:
+                pass
+            await asyncio.sleep(0.5)
+        await actor.run()
 
     def _client(
         self, actor: ActorPlan, api: str, topic_id: int, world: World, index_of: dict[str, int]

@@ -453,6 +453,13 @@ class ChaosRun:
             self.violation("liveness", f"after the last heal: {exc}")
 
     def _check(self) -> None:
+        # The checks compare heights every honest node has; a transaction the load saw
+        # included in the newest block must be among them, so wait for laggards to get there.
+        target = self.network_height()
+        try:
+            self.net.wait_height(self.live_honest(), target, self.bound(LIVENESS_BOUND_S))
+        except ChaosError as exc:
+            self.violation("liveness", f"honest nodes did not all reach height {target}: {exc}")
         obs = checks.observe(self.net, self.live_honest())
         self.result.heights = {n: h for n, h in obs.heights.items()}
         self.result.evidence_committed = len(obs.evidence)
