@@ -8,6 +8,7 @@ object converts to/from plain tuples (``to_wire``/``from_wire``) for hashing int
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import ClassVar
@@ -536,14 +537,15 @@ def compute_rewards(
     def pay(addrs: Addresses, frac: FloatArray, budget: int) -> tuple[tuple[str, int], ...]:
         # to_base_units(max(0.0, f * budget)) per actor, vectorised: max(0.0, x) is x only
         # when x > 0 (NaN becomes 0), and int() truncates a finite float exactly
-        raw = np.asarray(frac, dtype=np.float64) * float(budget)
-        raw = np.where(raw > 0.0, raw, 0.0)
-        if not np.all(np.isfinite(raw)):
-            to_base_units(float(raw[~np.isfinite(raw)][0]))  # raises the usual error
-        amounts = list(map(int, raw.tolist()))
+        raw: list[float] = (np.asarray(frac, dtype=np.float64) * float(budget)).tolist()
+        positive = [x if x > 0.0 else 0.0 for x in raw]
+        for x in positive:
+            if not math.isfinite(x):
+                to_base_units(x)  # raises the usual error
+        amounts = list(map(int, positive))
         excess = sum(amounts) - budget
         if excess > 0:
-            amounts[int(np.argmax(amounts))] -= excess
+            amounts[amounts.index(max(amounts))] -= excess  # the first largest (np.argmax)
         return tuple(zip(addrs, amounts, strict=True))
 
     return Rewards(
