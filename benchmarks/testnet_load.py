@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import statistics
@@ -298,12 +299,28 @@ async def drain(
     )
 
 
+async def watch(apis: list[str], chain: Chain, stop: asyncio.Event, every: float) -> None:
+    """Log per-node mempool sizes and the recent blocks (count, txs, empty ones) as we go."""
+    seen = 0
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        recent = chain.block_times[seen:]
+        seen += len(recent)
+        txs = [b[2] for b in recent]
+        log(
+            f"  mempools {await mempool_sizes(apis)}; {len(recent)} blocks, "
+            f"{sum(txs)} txs, {sum(1 for t in txs if t == 0)} empty, max {max(txs, default=0)}"
+        )
+
+
 def log(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="alloranet-load-"))
+    log(f"testnet up in {root}")
     up = subprocess.run(
         [sys.executable, "-m", "alloranet", "testnet", "up", "--validators", str(args.validators),
          "--workers", "0", "--forecasters", "0", "--reputers", "0", "--home", str(root),
@@ -318,6 +335,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     try:
         verify_rate = measure_verify_rate()
         faucet = load_key(Path(manifest.faucet_key))
+        log("funding the senders")
         senders = await fund_senders(apis[0], faucet, manifest.chain_id)
         chain = Chain(apis[0])
         stop = asyncio.Event()
@@ -325,6 +343,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             async with session.get(f"{apis[0]}/v1/status") as resp:
                 chain.height = int((await resp.json())["height"])
             poller = asyncio.create_task(chain.poll(session, stop))
+            watcher = asyncio.create_task(watch(apis, chain, stop, 5.0))
             per_sender = int(args.max_rate * args.seconds / SENDERS) + 10
             txs = presign(senders, manifest.chain_id, per_sender, {})
             cpu0 = [cpu_s(p) for p in pids if p]
@@ -364,6 +383,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             await drain(apis, chain, submitted2, 60, "phase 2 drain")
             stop.set()
             await poller
+            await watcher
         lat = sorted(chain.committed[h] - t for h, t in submitted2.items() if h in chain.committed)
         rss = [rss_mb(p) for p in pids if p]
         cpu_per_tx_ms = (
@@ -395,10 +415,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "rejected_submissions": len(ERRORS),
         }
     finally:
+        log("testnet down")
         subprocess.run(
             [sys.executable, "-m", "alloranet", "testnet", "down", "--home", str(root)],
             capture_output=True, timeout=120,
         )  # fmt: skip
+        log("done")
 
 
 def main() -> None:

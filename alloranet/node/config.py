@@ -49,6 +49,12 @@ class P2PSection:
     listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/26656",)
     bootstrap: tuple[str, ...] = ()
     max_peers: int = 50
+    #: Transaction batches go to each connected peer over its bulk direct stream instead of
+    #: gossipsub: about half the CPU per transaction, and votes no longer share the gossip
+    #: router's time with tx bursts (benchmarks/testnet_load.py). There is no forwarding, so
+    #: it suits validators that all connect to each other (the local testnet); a sparse
+    #: topology should turn it off so transactions are forwarded hop by hop.
+    tx_direct: bool = True
 
 
 @dataclass(frozen=True)
@@ -220,6 +226,7 @@ _COMMENTS: dict[str, str] = {
     "p2p.listen": "libp2p listen multiaddrs (TCP + Noise).",
     "p2p.bootstrap": "Peers to dial at start and redial when lost: /ip4/H/tcp/P/p2p/PEER_ID.",
     "p2p.max_peers": "Connections beyond this are refused.",
+    "p2p.tx_direct": "Send tx batches to each peer directly (full mesh); false: gossip them.",
     "rpc.listen": "HTTP API address. Keep it on loopback unless a proxy guards it.",
     "rpc.max_body_bytes": "Largest accepted request body (transactions are far smaller).",
     "consensus.preset": 'Timeout preset: "local" (sub-second blocks) or "production" (CometBFT).',
