@@ -21,7 +21,6 @@ which is what dominates at small sizes).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alloranet.synthesis import detmath
+from alloranet.synthesis.scratch import cached
 from alloranet.synthesis.stats import TreeBuffer
 
 FloatArray = npt.NDArray[np.float64]
@@ -126,23 +126,12 @@ class _Prefix:
         self.bits = s.bits[:size]
 
 
-_LOCAL = threading.local()
-
-
 def _scratch(size: int) -> _Scratch:
-    """This thread's scratch buffers of ``size`` elements, kept between calls: blocks of half
-    a MiB would otherwise be mmapped, faulted in and unmapped again on every call by glibc's
-    default allocator (thousands of page faults per epoch at 1,000 workers). Every buffer is
-    fully written before it is read, so reuse cannot change a result."""
-    cache: dict[int, _Scratch] | None = getattr(_LOCAL, "cache", None)
-    if cache is None:
-        cache = _LOCAL.cache = {}
-    found = cache.get(size)
-    if found is None:
-        if len(cache) >= 8:  # a handful of shapes per epoch; bound the memory kept
-            cache.clear()
-        found = cache[size] = _Scratch(size)
-    return found
+    """This thread's scratch buffers of ``size`` elements, kept between calls
+    (:mod:`.scratch`): blocks of half a MiB would otherwise be mmapped, faulted in and
+    unmapped again on every call by glibc's default allocator (thousands of page faults per
+    epoch at 1,000 workers)."""
+    return cached("pools", size, lambda: _Scratch(size))
 
 
 def _put(part: npt.NDArray[np.generic], seg: FloatArray | BoolArray | None, src: slice) -> None:

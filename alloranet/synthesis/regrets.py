@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import threading
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -21,6 +20,7 @@ from alloranet.synthesis.ema import ema
 from alloranet.synthesis.errors import SynthesisError
 from alloranet.synthesis.inference import InferenceRegrets
 from alloranet.synthesis.losses import LossArrays
+from alloranet.synthesis.scratch import cached
 from alloranet.synthesis.stats import quantile, sample_std
 
 FloatArray = npt.NDArray[np.float64]
@@ -269,29 +269,23 @@ def compute_initial_regret(
 _BLOCK_ELEMENTS = 65536
 
 
-_LOCAL = threading.local()
-
-
 def _family_scratch(
     rows: int, cols: int
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, BoolArray]:
-    """This thread's block buffers for :func:`_update_family`, kept between calls (see
-    ``pools._scratch``: avoids an mmap, page faults and munmap per family per epoch). Every
-    element of a block is written before it is read."""
-    cache: dict[tuple[int, int], tuple[FloatArray, ...]] | None = getattr(_LOCAL, "cache", None)
-    if cache is None:
-        cache = _LOCAL.cache = {}
-    key = (rows, cols)
-    bufs = cache.get(key)
-    if bufs is None:
-        if len(cache) >= 8:
-            cache.clear()
-        bufs = cache[key] = (
-            *(np.empty((rows, cols)) for _ in range(4)),
-            np.empty((rows, cols), bool),
+    """This thread's block buffers for :func:`_update_family`, kept between calls
+    (:mod:`.scratch`: avoids an mmap, page faults and munmap per family per epoch)."""
+
+    def make() -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, BoolArray]:
+        shape = (rows, cols)
+        return (
+            np.empty(shape),
+            np.empty(shape),
+            np.empty(shape),
+            np.empty(shape),
+            np.empty(shape, dtype=bool),
         )
-    prev, cur, t, u, eq = bufs
-    return prev, cur, t, u, eq.astype(bool, copy=False)
+
+    return cached("regrets", (rows, cols), make)
 
 
 def _update_family(

@@ -8,7 +8,6 @@ one perturbation per reputer) as one (M + 1, M) batch, so an iteration is a few 
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ import numpy.typing as npt
 
 from alloranet.synthesis.ema import ema
 from alloranet.synthesis.losses import LossReports
+from alloranet.synthesis.scratch import cached
 from alloranet.synthesis.stats import TreeBuffer, fixed_sum
 
 #: Above this many Gram products the tensors are built reputer by reputer (bounded memory).
@@ -24,8 +24,6 @@ _GRAM_AT_ONCE = 1 << 18
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
-
-_LOCAL = threading.local()
 
 
 @functools.lru_cache(maxsize=32)
@@ -52,16 +50,7 @@ class _GramScratch:
 
 
 def _gram_scratch(m: int, d: int) -> _GramScratch:
-    cache: dict[tuple[int, int], _GramScratch] | None = getattr(_LOCAL, "gram", None)
-    if cache is None:
-        cache = _LOCAL.gram = {}
-    key = (m, d)
-    found = cache.get(key)
-    if found is None:
-        if len(cache) >= 4:
-            cache.clear()
-        found = cache[key] = _GramScratch(m, d)
-    return found
+    return cached("gram", (m, d), lambda: _GramScratch(m, d), limit=4)
 
 
 def inferer_scores(losses_oneout_inferer: FloatArray, combined_loss: float) -> FloatArray:
@@ -247,17 +236,9 @@ class _ScoreBuffers:
 
 def _score_buffers(m: int, b: int) -> _ScoreBuffers:
     """This thread's scorer buffers for M reputers and batches of b, kept between calls
-    (building the sum trees' level views costs more than a small run); every element is
-    written before it is read, and callers copy what they keep."""
-    cache: dict[tuple[int, int], _ScoreBuffers] | None = getattr(_LOCAL, "score", None)
-    if cache is None:
-        cache = _LOCAL.score = {}
-    found = cache.get((m, b))
-    if found is None:
-        if len(cache) >= 8:
-            cache.clear()
-        found = cache[(m, b)] = _ScoreBuffers(m, b)
-    return found
+    (:mod:`.scratch`; building the sum trees' level views costs more than a small run);
+    callers copy what they keep."""
+    return cached("score", (m, b), lambda: _ScoreBuffers(m, b))
 
 
 def _gram_scorer(
