@@ -84,6 +84,8 @@ class InferenceLoad:
 
     async def _run(self) -> None:
         topic_id = await self._ensure_topic()
+        if topic_id is None:
+            return
         self.record.topic_id = topic_id
         workers = [a for a in self.actors if a.role == "worker"]
         world = World(self.seed, max(1, len(workers)))
@@ -105,24 +107,32 @@ class InferenceLoad:
         for c in clients:
             for receipt in c.receipts.values():
                 self.record.receipts[(receipt.kind, receipt.status)] += 1
-        for extra in self._extra_clients:
-            await extra.close()
+        for extra in [*self._extra_clients, *(c.client for c in clients)]:
+            await extra.close()  # idempotent; a cancelled actor never reached its own close
 
-    async def _ensure_topic(self) -> int:
+    async def _ensure_topic(self) -> int | None:
         """Create and fund the sample topic through whichever node answers: the run may kill
         or isolate any node at any time, including the first one asked."""
         turn = 0
         while not self._stop.is_set():
             client = NodeClient(self.apis[turn % len(self.apis)])
+            task = asyncio.create_task(ensure_topic(client, self.faucet, HttpTransport(client)))
             try:
-                return await ensure_topic(client, self.faucet, HttpTransport(client))
+                while not task.done() and not self._stop.is_set():
+                    await asyncio.wait({task}, timeout=0.2)
+                if not task.done():  # the run ended first: give up quietly
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+                    break
+                return task.result()
             except AlloraError as exc:
                 log.info("topic creation via %s failed (%s): next node", client.api, exc)
             finally:
                 await client.close()
             turn += 1
             await asyncio.sleep(0.5)
-        raise asyncio.CancelledError
+        return None  # the run ended before the topic existed (a short run): nothing to drive
 
     async def _actor(self, actor: Worker | Reputer) -> None:
         """Register (again, until the topic lists the actor: its node may die with the
