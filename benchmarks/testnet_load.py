@@ -1,16 +1,23 @@
 """Load on a real 4-validator local testnet: committed tx/s, submit-to-commit latency, RSS.
 
-    python benchmarks/testnet_load.py [--quick] [--validators 4] [--seconds 60]
+    python benchmarks/testnet_load.py [--quick] [--validators 4] [--seconds 60] [--batch 200]
 
-Phase 1 (throughput): pre-signed 1-uallo transfers from many accounts are POSTed to the nodes'
-HTTP APIs (round robin) as fast as the nodes accept them (a 503 from a full mempool is
-back-pressure: the sender waits and retries) for ``--seconds``; committed tx/s = transactions
-found in blocks during the window / window length.
-Phase 2 (latency): half the measured rate, paced; latency = time from the POST to the first
-poll that sees the transaction in a block (polled every 50 ms, so +25 ms on average).
+Submission uses the batch form of ``POST /v1/txs`` (``{"txs": [hex, ...]}``, at most
+``--batch`` per request, one result per tx; ``--batch 1`` posts each tx's raw bytes as before):
+a load-heavy client sends many transactions per request. Senders are split over lanes, one
+request in flight per lane, so each sender's transactions reach one node in sequence order.
+
+Phase 1 (throughput): pre-signed 1-uallo transfers from 64 accounts go to the nodes' HTTP APIs
+as fast as the nodes accept them (a full mempool answers ``unavailable``: the lane waits 50 ms
+and resends from there) for ``--seconds``; committed tx/s = transactions committed / (last
+commit - first submit).
+Phase 2 (latency): half the measured rate, paced; latency = the node's commit time minus the
+time the transaction was due to be sent (so batching delay counts against us).
+Between and after the phases the drain outcome (drained or timed out, with how many missing)
+and per-node mempool sizes are logged to stderr, and every 5 s the blocks seen.
 Reference in the same run: raw Ed25519 verifications per second on this machine (each
-transaction is verified at least once per node; four nodes share these two cores).
-Last line: JSON with tx_per_s, p50_latency_s, p99_latency_s, rss_mb_max.
+transaction is verified once per node; four nodes share these two cores).
+Last line: JSON with tx_per_s, p50_latency_s, p99_latency_s, rss_mb_max, CPU ms per tx.
 """
 
 from __future__ import annotations
