@@ -26,6 +26,8 @@ def test_init_writes_a_loadable_commented_home(tmp_path: Path) -> None:
     text = (tmp_path / "h" / "config.toml").read_text()
     assert text.count("# ") > 20  # every option is explained
     assert parse_config(load_toml(tmp_path / "h" / "config.toml")) == config
+    assert config.p2p.tx_direct and "tx_direct = true" in text
+    assert not parse_config({"p2p": {"tx_direct": False}}).p2p.tx_direct
     genesis = load_genesis(tmp_path / "h" / "genesis.json")
     assert genesis.validators[0].public_key.hex() == result.validator_public_key
     assert compute_chain_genesis(genesis).chain_id == "c1"
@@ -47,6 +49,7 @@ def test_init_writes_a_loadable_commented_home(tmp_path: Path) -> None:
         ({"log": {"level": "loud"}}, "level must be"),
         ({"p2p": "x"}, "must be a table"),
         ({"validator": "yes"}, "true or false"),
+        ({"p2p": {"tx_direct": 1}}, "true or false"),
     ],
 )
 def test_config_errors_name_the_field(raw: dict[str, object], message: str) -> None:
