@@ -36,6 +36,8 @@ log = logging.getLogger("alloranet.node.app")
 
 #: Proposals travel as one gossip message (< 1 MiB with its envelope): cap the tx bytes.
 MAX_PROPOSAL_TX_BYTES = 900_000
+#: Recent decisions kept in memory to help lagging peers (by their block bytes).
+DECISION_CACHE_BYTES = 24 << 20
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class ChainApp:
         #: sender -> committed balance, memoised during one re-check pass (reset per block)
         self._balances: dict[str, int] = {}
         self._decisions: OrderedDict[int, Decision] = OrderedDict()
+        self._decision_bytes = 0
         self._evidence: dict[tuple[bytes, int, int, int], ChainEvidence] = {}
         self.listeners: list[Callable[[Committed], None]] = []
         #: consensus id (sha256 of the encoded block) of the last committed block
@@ -160,8 +163,14 @@ class ChainApp:
         self.last_commit = commit.encode()
         self.last_block_id = commit.block_id
         self._decisions[height] = Decision(value, commit)
-        while len(self._decisions) > 512:
-            self._decisions.popitem(last=False)
+        self._decision_bytes += len(value)
+        # Bounded by count and by bytes: full blocks are ~1 MB each (RSS budget 200 MB/node);
+        # peers lagging further behind catch up through block sync instead.
+        while len(self._decisions) > 512 or (
+            self._decision_bytes > DECISION_CACHE_BYTES and len(self._decisions) > 1
+        ):
+            _, old = self._decisions.popitem(last=False)
+            self._decision_bytes -= len(old.value)
         for wire in block.evidence:
             self._evidence.pop(self._evidence_key(ChainEvidence.from_wire(wire)), None)
         tx_hashes = tuple(sha256(tx) for tx in block.txs)

@@ -70,6 +70,10 @@ from alloranet.state.store import Store
 log = logging.getLogger("alloranet.node")
 
 TX_CHANNEL = "txs"
+#: Recent blocks kept in memory for the API (by bytes; older ones come from the store).
+BLOCK_CACHE_BYTES = 24 << 20
+#: Recent tx results kept in memory (the store's tx index answers for older ones).
+TX_RESULT_CACHE = 20_000
 #: Admissions of gossiped transactions between two yields to the event loop.
 GOSSIP_YIELD_EVERY = 32
 
@@ -104,6 +108,7 @@ class Node:
         self._writer_queue: asyncio.Queue[Committed | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
         self._blocks: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
+        self._block_bytes = 0
         self._commit_times: OrderedDict[int, float] = OrderedDict()
         self._tx_results: OrderedDict[bytes, tuple[int, int, int, str]] = OrderedDict()
         self._last_commit_time: float | None = None
@@ -381,8 +386,13 @@ class Node:
             self._commit_times.popitem(last=False)
         header = committed.block.header
         self._last_header = (height, header.hash.hex(), header.time_ms)
-        while len(self._blocks) > 256:
-            self._blocks.popitem(last=False)
+        self._block_bytes += len(committed.block_bytes)
+        # Count and byte bounds: a full block is ~1 MB; older ones are read from the store.
+        while len(self._blocks) > 256 or (
+            self._block_bytes > BLOCK_CACHE_BYTES and len(self._blocks) > 1
+        ):
+            _, (old, _) = self._blocks.popitem(last=False)
+            self._block_bytes -= len(old)
         failed = 0
         for index, (tx_hash, res) in enumerate(
             zip(committed.tx_hashes, result.tx_results, strict=True)
@@ -390,7 +400,7 @@ class Node:
             self._tx_results[tx_hash] = (height, index, res.code, res.log)
             if res.code != 0:
                 failed += 1
-        while len(self._tx_results) > 200_000:
+        while len(self._tx_results) > TX_RESULT_CACHE:
             self._tx_results.popitem(last=False)
         self.prom.height.set(height)
         self.prom.txs_committed.inc(len(committed.tx_hashes))
