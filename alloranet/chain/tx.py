@@ -87,7 +87,7 @@ def sign_tx(
 
 
 #: Recently decoded transactions by their bytes (see :func:`decode_tx`); ~1 KiB each.
-DECODE_CACHE_SIZE: Final = 8_192
+DECODE_CACHE_SIZE: Final = 4_096
 _decoded: dict[bytes, Tx] = {}
 
 

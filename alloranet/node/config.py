@@ -79,7 +79,9 @@ class ConsensusSection:
 
 @dataclass(frozen=True)
 class MempoolSection:
-    max_txs: int = 20_000
+    #: Two full blocks' worth (max_block_txs 5000): enough to fill every proposal, and under
+    #: saturation each node keeps RSS under its 200 MB budget (benchmarks/testnet_load.py).
+    max_txs: int = 10_000
     max_bytes: int = 64 << 20
     max_tx_bytes: int = 64 << 10
     gossip_flush_ms: int = 100
