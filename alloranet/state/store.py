@@ -215,8 +215,7 @@ class Store:
         upserts = [(k, v) for k, v in changes.items() if v is not None]
         deletes = [(k,) for k, v in changes.items() if v is None]
         txs = [
-            (r[0], height, i, r[1], r[2] if len(r) > 2 else "")
-            for i, r in enumerate(tx_results)
+            (r[0], height, i, r[1], r[2] if len(r) > 2 else "") for i, r in enumerate(tx_results)
         ]
         db = self._db
         await db.execute("BEGIN IMMEDIATE")
