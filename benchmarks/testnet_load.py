@@ -443,7 +443,7 @@ def main() -> None:
     parser.add_argument("--lanes", type=int, default=4, help="concurrent requests per node")
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.latency_seconds, args.max_rate = 4.0, 3.0, 1500.0
+        args.seconds, args.latency_seconds, args.max_rate = 4.0, 3.0, 1000.0
     result = asyncio.run(bench(args))
     print(f"{'figure':<28}{'value':>14}  target")
     targets = {"tx_per_s": ">= 1000", "p50_latency_s": "<= 1.5", "rss_mb_max": "<= 200"}
