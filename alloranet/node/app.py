@@ -188,6 +188,23 @@ class ChainApp:
             except Exception:
                 log.exception("commit listener failed at height %d", height)
 
+    def record_final_commit(self, commit: Commit) -> None:
+        """Carry the fullest commit of the height just finished (consensus.RecordsFinalCommit).
+
+        Why: the deciding commit holds only the first precommits past 2/3; the chain's downtime
+        tracking counts the signers of the next block's last commit, so the precommits that
+        arrived during timeout_commit must be kept or healthy validators look offline."""
+        if commit.height != self.height or commit.block_id != self.last_block_id:
+            return  # a late offer for an older height: the next block carries another commit
+        if self.last_commit and len(commit.signatures) <= len(
+            Commit.decode(self.last_commit).signatures
+        ):
+            return
+        self.last_commit = commit.encode()
+        decided = self._decisions.get(commit.height)
+        if decided is not None:
+            self._decisions[commit.height] = Decision(decided.value, commit)
+
     def get_decision(self, height: int) -> Decision | None:
         return self._decisions.get(height)
 
