@@ -5,8 +5,9 @@ a bitmap over a sliding window of ``SignedBlocksWindow`` blocks; if ``missed > w
 MinSignedPerWindow·window`` and the validator has been tracked for a whole window, it is
 slashed ``SlashFractionDowntime``, jailed until ``now + DowntimeJailDuration`` and its record is
 reset. The operator then sends ``MsgUnjail`` (self-delegation still at least the minimum).
-Downtime never tombstones. Default MinSignedPerWindow is 0.05, not 0.5: see StakingParams
-(a last commit holds only the first >2/3 precommits, so absence from it is not downtime).
+Downtime never tombstones. Defaults are the spec's (window 100, MinSignedPerWindow 0.5): the
+proposer's last commit carries every precommit it had when the height finished, not only the
+first >2/3, so absence from it means the vote was late by a whole timeout_commit or missing.
 
 How the chain sees signatures: block H carries the commit for H−1 (``Block.last_commit``,
 encoded by the consensus layer as ``(height, round, block_id, ((pubkey, signature), ...))``).

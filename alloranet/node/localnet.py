@@ -27,8 +27,13 @@ from alloranet.p2p.identity import load_peer_id
 from alloranet.types import UALLO_PER_ALLO
 
 FAUCET_BALANCE = 10_000_000 * UALLO_PER_ALLO
-#: Module parameters of a local testnet: epochs short enough to watch (blocks are ~0.3 s).
-LOCAL_PARAMS: dict[str, Any] = {"emissions": {"min_epoch_length": 4}}
+#: Module parameters of a local testnet: epochs short enough to watch (blocks are ~0.3 s), and a
+#: downtime window of 1000 blocks (~5 min, as 100 blocks are at a real chain's pace: a restart or
+#: a chaos partition is not downtime) with a 60 s jail.
+LOCAL_PARAMS: dict[str, Any] = {
+    "emissions": {"min_epoch_length": 4},
+    "staking": {"signed_blocks_window": 1000, "downtime_jail_ms": 60_000},
+}
 
 
 def free_ports(count: int) -> list[int]:
