@@ -141,7 +141,8 @@ class Node:
         height = chain.get_height(state)
         self._persisted_height = height
         phase("state_loaded")
-        self.history = History(data / "history.jsonl")
+        # History is read from chain state (hist/): the same on every node, restarts included.
+        self.history = History(data / "history.jsonl", state=self._state)
         valset_file = ValsetFile(data / "valsets.bin")
         if height == 0:
             valsets = compute_genesis_sets(chain.get_validator_set(state))
