@@ -80,6 +80,15 @@ def _inference_text(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _validators_text(d: dict[str, Any]) -> str:
+    """One line per validator: what an operator scans for after downtime or a slash."""
+    lines = []
+    for v in d.get("validators", []):
+        extras = " ".join(f"{k}={v[k]}" for k in sorted(v) if k not in ("public_key", "address"))
+        lines.append(f"{v.get('public_key', '')[:16]}... {v.get('address', '')} {extras}")
+    return "\n".join(lines) or "no validators"
+
+
 def _cmd(args: argparse.Namespace) -> int:
     base = api_url(args)
     verb = args.query_verb
@@ -103,6 +112,8 @@ def _cmd(args: argparse.Namespace) -> int:
         emit(args, call(f"{base}/v1/topics/{args.topic}/rewards?{params}"), _text)
     elif verb == "tx":
         emit(args, call(f"{base}/v1/txs/{args.hash}"), _text)
+    elif verb == "validators":
+        emit(args, call(f"{base}/v1/validators"), _validators_text)
     return 0
 
 
@@ -131,6 +142,7 @@ def register(subparsers: Any) -> None:
           ("--actor", {})]),
         ("tx", "where a transaction was included, and its result",
          [("--hash", {"required": True})]),
+        ("validators", "every validator: tokens, voting power, jailed, missed blocks", []),
     ]  # fmt: skip
     for name, text, flags in specs:
         sub = subcommand(verbs, name, text, f"example:\n  alloranet query {name} -o json")

@@ -24,6 +24,8 @@ from alloranet.chain.msgs import (
     MsgInsertWorkerPayload,
     MsgRegister,
     MsgSend,
+    MsgUndelegate,
+    MsgUnjail,
     ValueBundle,
 )
 from alloranet.chain.tx import sign_tx
@@ -137,12 +139,17 @@ def _consensus_key(args: argparse.Namespace) -> bytes:
         raise ConfigError("give exactly one of --pubkey and --validator-key-file")
     if args.validator_key_file is not None:
         return load_key(args.validator_key_file).public_key
+    return _validator_pubkey(args.pubkey, "--pubkey")
+
+
+def _validator_pubkey(text: str, flag: str = "--validator") -> bytes:
+    """A validator's consensus public key given as 64 hex characters."""
     try:
-        key = bytes.fromhex(args.pubkey)
+        key = bytes.fromhex(text)
     except ValueError:
-        raise ConfigError("--pubkey must be hex") from None
+        raise ConfigError(f"{flag} must be hex (the validator's consensus public key)") from None
     if len(key) != 32:
-        raise ConfigError(f"--pubkey must be 32 bytes (64 hex characters), got {len(key)}")
+        raise ConfigError(f"{flag} must be 32 bytes (64 hex characters), got {len(key)}")
     return key
 
 
@@ -151,7 +158,11 @@ def _msgs(args: argparse.Namespace) -> list[Msg]:
     if verb == "send":
         return [MsgSend(args.to, _amount(args.amount))]
     if verb == "stake":
-        return [MsgDelegate(bytes.fromhex(args.validator), _amount(args.amount))]
+        return [MsgDelegate(_validator_pubkey(args.validator), _amount(args.amount))]
+    if verb == "unstake":
+        return [MsgUndelegate(_validator_pubkey(args.validator), _amount(args.amount))]
+    if verb == "unjail":
+        return [MsgUnjail(_consensus_key(args))]
     if verb == "create-validator":
         return [MsgCreateValidator(_consensus_key(args), _amount(args.amount))]
     if verb == "create-topic":
@@ -214,6 +225,7 @@ def register(subparsers: Any) -> None:
         "  alloranet tx fund-topic --from alice --topic 1 --amount 100allo\n"
         "  alloranet tx create-validator --from op --validator-key-file node/validator_key.json"
         " --amount 1000allo\n"
+        "  alloranet tx unjail --from op --validator-key-file node/validator_key.json --wait\n"
         "  alloranet tx register --from bob --topic 1 --role reputer --stake 1000allo\n"
         "  alloranet tx submit-inference --from bob --topic 1 --nonce 96 --value 101.5",
     )
@@ -243,6 +255,25 @@ def register(subparsers: Any) -> None:
     )
     stake.add_argument("--validator", required=True, help="validator public key (hex)")
     stake.add_argument("--amount", required=True)
+    unstake = common(
+        "unstake",
+        "start unbonding stake from a validator (returned after the unbonding period)",
+        "alloranet tx unstake --from a --validator PUBKEY_HEX --amount 100allo",
+    )
+    unstake.add_argument("--validator", required=True, help="validator public key (hex)")
+    unstake.add_argument("--amount", required=True)
+    unjail = common(
+        "unjail",
+        "return your downtime-jailed validator to the set once its jail period is over",
+        "alloranet tx unjail --from op --validator-key-file ~/.alloranet/validator_key.json "
+        "--wait\n  alloranet tx unjail --from op --pubkey 3f1c...e2",
+    )
+    unjail.add_argument("--pubkey", help="the validator's consensus public key (64 hex chars)")
+    unjail.add_argument(
+        "--validator-key-file",
+        type=Path,
+        help="read the public key from the node's validator_key.json instead",
+    )
     create = common(
         "create-validator",
         "become a validator: self-bond --amount under a consensus key",

@@ -93,7 +93,8 @@ def _commit_signers(data: bytes) -> list[str]:
 
 def validators_view(state: AppState) -> list[dict[str, Any]]:
     """Every validator record with its voting power in the set that signs the next block
-    (0 when jailed, unbonded or outside the set): what an operator checks after slashing."""
+    (0 when jailed, unbonded or outside the set) and its missed blocks in the downtime window:
+    what an operator checks after slashing or downtime."""
     ledger = ledger_of(state)
     power = dict(chain.get_validator_set(state))
     out = []
@@ -101,6 +102,7 @@ def validators_view(state: AppState) -> list[dict[str, Any]]:
         record = ledger.get_validator(pubkey)
         if record is None:
             continue
+        signing = ledger.get_signing_info(pubkey)
         out.append(
             {
                 "address": address_from_public_key(pubkey),
@@ -109,7 +111,10 @@ def validators_view(state: AppState) -> list[dict[str, Any]]:
                 "power": power.get(pubkey, 0),
                 "tokens": str(record.tokens),
                 "jailed": record.jailed,
+                "jailed_until_ms": record.jailed_until_ms,
                 "tombstoned": record.tombstoned,
+                # blocks missed in the current downtime window (chain/liveness.py)
+                "missed_blocks": 0 if signing is None else signing[1],
             }
         )
     return sorted(out, key=lambda v: v["address"])

@@ -1,4 +1,4 @@
-"""``alloranet tx`` message building (no node needed): create-validator's key sources."""
+"""``alloranet tx`` message building (no node needed): validator key sources, unjail, unstake."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from alloranet.chain.msgs import MsgCreateValidator
+from alloranet.chain.msgs import MsgCreateValidator, MsgUndelegate, MsgUnjail
 from alloranet.cli.tx import _msgs
 from alloranet.crypto import PrivateKey, save_key
 from alloranet.errors import ConfigError
@@ -42,3 +42,19 @@ def test_create_validator_from_hex_or_key_file(tmp_path: Path) -> None:
 def test_create_validator_refuses_bad_keys(kw: dict[str, object], words: str) -> None:
     with pytest.raises(ConfigError, match=words):
         _msgs(_args(amount="1", **kw))
+
+
+def test_unjail_and_unstake_messages(tmp_path: Path) -> None:
+    key = PrivateKey.from_label("validator-y")
+    path = tmp_path / "validator_key.json"
+    save_key(path, key)
+    assert _msgs(_args(tx_verb="unjail", validator_key_file=path)) == [MsgUnjail(key.public_key)]
+    assert _msgs(_args(tx_verb="unjail", pubkey=key.public_key.hex())) == [
+        MsgUnjail(key.public_key)
+    ]
+    unstake = _args(tx_verb="unstake", validator=key.public_key.hex(), amount="2allo")
+    assert _msgs(unstake) == [MsgUndelegate(key.public_key, 2 * UALLO_PER_ALLO)]
+    with pytest.raises(ConfigError, match="--validator must be 32 bytes"):
+        _msgs(_args(tx_verb="unstake", validator="abcd", amount="1"))
+    with pytest.raises(ConfigError, match="exactly one"):
+        _msgs(_args(tx_verb="unjail"))
