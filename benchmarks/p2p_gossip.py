@@ -8,12 +8,13 @@ Measures, in one run:
     second, vote fan-out latency (time until the LAST peer has a vote) p50/p99, CPU-ms per
     delivered transaction and per delivered message, cores busy.
 Runs per cluster, in this order:
-  * "node":   votes over the per-peer direct streams (``broadcast_direct``, what the node uses
-    for consensus), transaction batches over gossipsub (what the node uses for txs) -- the
-    headline ``vote_p50_ms_N`` / ``tx_per_s_N``;
+  * "node":   what a node does with its default config: votes over the per-peer priority
+    direct streams (``broadcast_direct``, consensus traffic) and transaction batches over the
+    per-peer bulk direct streams (``[p2p] tx_direct = true``) -- the headline
+    ``vote_p50_ms_N`` / ``tx_per_s_N``;
   * "idle":   the same votes with no transaction load;
-  * "tx direct": votes and batches both over direct streams (batches on their own bulk stream
-    per peer), the alternative transport for transactions;
+  * "gossip tx": direct votes, transaction batches over gossipsub (``tx_direct = false``, the
+    alternative transport for transactions), kept as ``gossiptx_*``;
   * "gossip": votes over gossipsub too (not with --quick), kept as ``gossip_vote_p50_ms_N``.
 All processes share this machine's cores; latencies use the shared wall clock. "cores" is the
 CPU the node processes used divided by the run's wall time (2.0 = both cores saturated).
@@ -148,11 +149,9 @@ async def cluster_runs(
         idle = {**load, "tx_per_s": 0.0}
         idle_s = 2.0 if quick else 4.0
         runs = {
-            "node": await run_load(nodes, seconds=seconds, direct=True, **load),
+            "node": await run_load(nodes, seconds=seconds, direct=True, tx_direct=True, **load),
             "idle": await run_load(nodes, seconds=idle_s, direct=True, **idle),
-            "tx direct": await run_load(
-                nodes, seconds=seconds, direct=True, tx_direct=True, **load
-            ),
+            "gossip tx": await run_load(nodes, seconds=seconds, direct=True, **load),
         }
         if not quick:
             runs["gossip"] = await run_load(nodes, seconds=seconds, **load)
@@ -163,9 +162,9 @@ async def cluster_runs(
 
 
 RUN_NAMES = {
-    "node": "direct votes, gossip tx",
+    "node": "direct votes, direct tx",
     "idle": "direct votes, no tx",
-    "tx direct": "direct votes, direct tx",
+    "gossip tx": "direct votes, gossip tx",
     "gossip": "gossip votes, gossip tx",
     "gossip idle": "gossip votes, no tx",
 }
@@ -221,10 +220,10 @@ async def main(quick: bool) -> dict[str, Any]:
             f"cpu_us_per_tx_{n}": fig(n, "node", "cpu_us_per_tx"),
             f"cpu_ms_per_delivery_{n}": fig(n, "node", "cpu_ms_per_delivery"),
             f"cores_busy_{n}": fig(n, "node", "cpu_cores_busy"),
-            f"txdirect_tx_per_s_{n}": fig(n, "tx direct", "tx_per_s"),
-            f"txdirect_vote_p50_ms_{n}": fig(n, "tx direct", "vote_p50_ms"),
-            f"txdirect_vote_p99_ms_{n}": fig(n, "tx direct", "vote_p99_ms"),
-            f"txdirect_cpu_us_per_tx_{n}": fig(n, "tx direct", "cpu_us_per_tx"),
+            f"gossiptx_tx_per_s_{n}": fig(n, "gossip tx", "tx_per_s"),
+            f"gossiptx_vote_p50_ms_{n}": fig(n, "gossip tx", "vote_p50_ms"),
+            f"gossiptx_vote_p99_ms_{n}": fig(n, "gossip tx", "vote_p99_ms"),
+            f"gossiptx_cpu_us_per_tx_{n}": fig(n, "gossip tx", "cpu_us_per_tx"),
             f"gossip_vote_p50_ms_{n}": fig(n, "gossip", "vote_p50_ms"),
             f"gossip_vote_p99_ms_{n}": fig(n, "gossip", "vote_p99_ms"),
             f"gossip_idle_vote_p50_ms_{n}": fig(n, "gossip idle", "vote_p50_ms"),
