@@ -17,6 +17,8 @@ Between and after the phases the drain outcome (drained or timed out, with how m
 and per-node mempool sizes are logged to stderr, and every 5 s the blocks seen.
 Reference in the same run: raw Ed25519 verifications per second on this machine (each
 transaction is verified once per node; four nodes share these two cores).
+After both phases, node0 reports every validator's missed_blocks in the downtime window (the most
+any validator missed, and how many are jailed: full last commits mean none under load).
 Last line: JSON with tx_per_s, p50_latency_s, p99_latency_s, rss_mb_max, CPU ms per tx.
 """
 
@@ -391,6 +393,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             stop.set()
             await poller
             await watcher
+            # Liveness under load: with full last commits no healthy validator should look
+            # offline (missed_blocks in the downtime window; jailed would be a failure).
+            async with session.get(f"{apis[0]}/v1/validators") as resp:
+                validators = (await resp.json())["validators"]
         lat = sorted(chain.committed[h] - t for h, t in submitted2.items() if h in chain.committed)
         rss = [rss_mb(p) for p in pids if p]
         cpu_per_tx_ms = (
@@ -420,6 +426,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "block_interval_p50_s": round(statistics.median(intervals), 3) if intervals else None,
             "max_block_txs": max((b[2] for b in blocks), default=0),
             "rejected_submissions": len(ERRORS),
+            "missed_blocks_max": max((int(v["missed_blocks"]) for v in validators), default=0),
+            "jailed_validators": sum(1 for v in validators if v["jailed"]),
         }
     finally:
         log("testnet down")
