@@ -191,6 +191,16 @@ class ConsensusState:
     decision: Decided | None = None
     finished: bool = False
     evidence_keys: frozenset[tuple[bytes, int, int, int]] = frozenset()
+    #: rounds beyond round + 1 that each validator's votes opened (see MAX_CATCHUP_ROUNDS)
+    catchup_rounds: dict[bytes, frozenset[int]] = field(default_factory=dict)
+
+
+#: How many rounds beyond ``round + 1`` one validator's votes may open at a height. Why: every
+#: opened round holds vote sets, so a Byzantine validator signing votes for rounds 10, 11, ...,
+#: 2**62 would grow memory (and the per-vote copies) without bound. Honest validators ahead of
+#: us need one such round each for rule 9's round skip (CometBFT's HeightVoteSet allows two
+#: "catch-up" rounds per peer); after the skip their rounds are within ``round + 1``.
+MAX_CATCHUP_ROUNDS = 2
 
 
 def initial_state(my_key: bytes | None, config: TimeoutConfig) -> ConsensusState:
@@ -263,11 +273,24 @@ def _vote_set(s: ConsensusState, kind: int, r: int) -> VoteSet:
     return vs
 
 
+def _is_open_round(s: ConsensusState, r: int) -> bool:
+    """Rounds whose messages are kept without counting against anyone's catch-up budget."""
+    return r <= s.round + 1 or r in s.prevotes or r in s.precommits
+
+
 def _on_vote(s: ConsensusState, vote: Vote, actions: list[Action]) -> ConsensusState:
     if vote.height != s.height:
         return s  # other heights are the shell's business (catch-up), not an error here
+    catchup = None
+    if not _is_open_round(s, vote.round):
+        opened = s.catchup_rounds.get(vote.validator, frozenset())
+        if len(opened) >= MAX_CATCHUP_ROUNDS:
+            return s  # this validator already opened its far rounds: ignore, do not grow
+        catchup = {**s.catchup_rounds, vote.validator: opened | {vote.round}}
     old = _vote_set(s, vote.vote_type, vote.round)
-    vs, evidence = old.add(vote)
+    vs, evidence = old.add(vote)  # raises for an unknown validator or a bad signature
+    if catchup is not None:
+        s = replace(s, catchup_rounds=catchup)
     if evidence is not None:
         key = evidence.key()
         if key not in s.evidence_keys:
@@ -290,6 +313,8 @@ def _on_proposal(s: ConsensusState, ev: ProposalEvent, actions: list[Action]) ->
         raise NotProposerError(f"proposal for round {p.round} from a validator not its proposer")
     if p.round in s.proposals:
         return s  # the first proposal of a round counts; a second one is proposer equivocation
+    if not _is_open_round(s, p.round):
+        return s  # a far round nobody voted in yet: its proposer re-sends once we are there
     s = replace(s, proposals={**s.proposals, p.round: (p, ev.valid)})
     return _check_rules(s, actions, p.round)
 

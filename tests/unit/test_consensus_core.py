@@ -202,6 +202,36 @@ def test_round_skip_on_more_than_a_third_of_power() -> None:
     assert s.round == 5 and ScheduleTimeout(T.PROPOSE, 1, 5, 3.5) in acts
 
 
+def test_far_round_votes_are_bounded_per_validator_and_round_skip_still_works() -> None:
+    """A Byzantine validator signing votes for ever higher rounds opens at most
+    MAX_CATCHUP_ROUNDS of them (memory stays bounded); honest validators ahead of us still
+    trigger rule 9's round skip, each with its own budget."""
+    _vals, s, _ = start(0, powers=(4, 3, 2, 1))
+    for r in range(10, 500):
+        for kind in (PREVOTE, PRECOMMIT):
+            s, _ = core.step(s, VoteEvent(vote(KEYS[3], kind, 1, r, None)))
+    opened = set(s.prevotes) | set(s.precommits)
+    assert opened - {0, 1} == {10, 11}
+    assert s.catchup_rounds == {KEYS[3].public_key: frozenset({10, 11})}
+    assert s.round == 0  # power 1 of 10 is not more than 1/3
+    # votes in rounds that are already open cost nothing and still count
+    s, acts = core.step(s, VoteEvent(vote(KEYS[1], PREVOTE, 1, 11, None)))  # 3 + 1 = 4 > 10/3
+    assert s.round == 11 and ScheduleTimeout(T.PROPOSE, 1, 11, 6.5) in acts
+    s, _ = core.step(s, VoteEvent(vote(KEYS[2], PREVOTE, 1, 40, None)))
+    assert 40 in s.prevotes  # another validator's own budget
+
+
+def test_proposals_for_far_rounds_are_dropped_until_the_round_is_open() -> None:
+    vals, s, _ = start(None)
+    s, _ = core.step(s, ProposalEvent(proposal(vals, 1, 1, b"next"), True))
+    assert 1 in s.proposals  # round + 1 is open
+    s, _ = core.step(s, ProposalEvent(proposal(vals, 1, 9, b"far"), True))
+    assert 9 not in s.proposals
+    s, _ = core.step(s, VoteEvent(vote(KEYS[0], PREVOTE, 1, 9, None)))
+    s, _ = core.step(s, ProposalEvent(proposal(vals, 1, 9, b"far"), True))
+    assert 9 in s.proposals  # somebody voted there: the round is open
+
+
 def test_thresholds_are_weighted_by_power() -> None:
     vals, s, _ = start(1, powers=(5, 1, 1, 1))
     v = b"v"
