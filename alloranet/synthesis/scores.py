@@ -17,7 +17,7 @@ import numpy.typing as npt
 from alloranet.synthesis.ema import ema
 from alloranet.synthesis.losses import LossReports
 from alloranet.synthesis.scratch import cached
-from alloranet.synthesis.stats import TreeBuffer, fixed_sum
+from alloranet.synthesis.stats import TreeBuffer, fixed_sum, py_tree
 
 #: Above this many Gram products the tensors are built reputer by reputer (bounded memory).
 _GRAM_AT_ONCE = 1 << 18
@@ -284,6 +284,149 @@ def _gram_scorer(
     return score
 
 
+#: Up to this many reputers the gradient loop's per-reputer steps (perturbations, gradient,
+#: clip, stake fraction, step size) run on Python floats: at M = 5 each is a few hundred
+#: nanoseconds there against ~1 us per numpy call, and the loop makes ~20 such steps per
+#: iteration. IEEE-754 +, -, *, / are correctly rounded in both, so the bits are the same
+#: (tests compare the two loops); larger M keeps the array loop.
+_PY_LOOP_MAX = 32
+
+
+def _clip01(x: float) -> float:
+    """``np.clip(x, 0.0, 1.0)`` of one value; signed zeros and NaN go through numpy itself
+    (which zero numpy returns for -0.0 is its business, not ours)."""
+    if 0.0 < x < 1.0:
+        return x
+    if x >= 1.0:
+        return 1.0
+    if x < 0.0:
+        return 0.0
+    return float(np.array([x]).clip(0.0, 1.0)[0])
+
+
+def _div(a: float, b: float) -> float:
+    """a / b with numpy's IEEE result for b == 0 (inf or NaN) instead of Python's exception
+    (callers are inside ``np.errstate(all="ignore")``)."""
+    if b == 0.0:
+        return float(np.float64(a) / np.float64(b))
+    return a / b
+
+
+class _GradientLoop:
+    """The bounded finite-difference loop of 4.3 over a scorer; two implementations of the
+    same operation sequence (:meth:`run_arrays` is the reference, :meth:`run_floats` the
+    small-M path) that must give the same bits."""
+
+    def __init__(
+        self,
+        scorer: Callable[[FloatArray], tuple[FloatArray, FloatArray]],
+        stakes: FloatArray,
+        total_stake: float,
+        learning_rate: float,
+        min_stake_fraction: float,
+    ) -> None:
+        self.scorer = scorer
+        self.s = stakes
+        self.total_stake = total_stake
+        self.lr = learning_rate
+        self.msf = min_stake_fraction
+
+    def run_arrays(
+        self, a: FloatArray, max_iters: int, threshold: float
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """The loop on arrays: returns the coefficients, the scores (M, B) of the last batch
+        (column 0: the coefficients scored) and the adjusted stakes of that column."""
+        s, lr, msf, total_stake = self.s, self.lr, self.msf, self.total_stake
+        m = s.size
+        batch = np.empty((m + 1, m))
+        perturbed = batch[1:].reshape(-1)[:: m + 1]  # the entries (i + 1, i)
+        s_col = s[:, None]
+        f_old: float | None = None
+        loop_buf = _score_buffers(m, m + 1)
+        t_perf, t_frac = loop_buf.perf, loop_buf.frac
+        g_max = 1.0
+        it = 0
+        while it < max_iters and g_max >= threshold:
+            delta = np.where(a == 1.0, -0.001, 0.001)
+            batch[...] = a
+            np.add(a, delta, out=perturbed)
+            t, adj_scored = self.scorer(batch)
+            np.multiply(s_col, t, out=t_perf.entries)
+            perf = t_perf.run()  # (M + 1,)
+            grad = (1.0 - perf[0] / perf[1:]) / delta
+            a_new = (a + lr * grad).clip(0.0, 1.0)  # np.clip without its wrapper
+            if f_old is None:
+                f_old = float(fixed_sum(a * s)) / total_stake
+            np.multiply(a_new, s, out=t_frac.flat)
+            f_new = float(t_frac.run()[0]) / total_stake
+            if f_new < msf:
+                if f_new == f_old:
+                    break
+                a_new = a + (a_new - a) * (msf - f_old) / (f_new - f_old)
+                f_next = None  # rescaled: recompute its stake fraction next time
+            else:
+                f_next = f_new  # the same sum of the same vector
+            g_max = float(np.abs(a_new - a).max()) / lr  # np.max, unwrapped
+            a = a_new
+            f_old = f_next
+            it += 1
+        return a, t, adj_scored
+
+    def run_floats(
+        self, a_arr: FloatArray, max_iters: int, threshold: float
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """:meth:`run_arrays` with every per-reputer step on Python floats (the scorer and
+        the performance sums stay on arrays): element by element the same operations in
+        the same order, the stake fractions by :func:`.stats.py_tree` (the tree of
+        ``fixed_sum``), so the same bits."""
+        s, lr, msf, total_stake = self.s, self.lr, self.msf, self.total_stake
+        m = s.size
+        a: list[float] = a_arr.tolist()
+        sl: list[float] = s.tolist()
+        batch = np.empty((m + 1, m))
+        perturbed = batch[1:].reshape(-1)[:: m + 1]  # the entries (i + 1, i)
+        s_col = s[:, None]
+        t_perf = _score_buffers(m, m + 1).perf
+        f_old: float | None = None
+        g_max = 1.0
+        it = 0
+        while it < max_iters and g_max >= threshold:
+            delta = [-0.001 if v == 1.0 else 0.001 for v in a]
+            batch[...] = a
+            perturbed[...] = [v + d for v, d in zip(a, delta, strict=True)]
+            t, adj_scored = self.scorer(batch)
+            np.multiply(s_col, t, out=t_perf.entries)
+            perf: list[float] = t_perf.run().tolist()
+            p0 = perf[0]
+            a_new = [
+                _clip01(v + lr * ((1.0 - _div(p0, p)) / d))
+                for v, p, d in zip(a, perf[1:], delta, strict=True)
+            ]
+            if f_old is None:
+                f_old = py_tree([v * w for v, w in zip(a, sl, strict=True)]) / total_stake
+            f_new = py_tree([v * w for v, w in zip(a_new, sl, strict=True)]) / total_stake
+            if f_new < msf:
+                if f_new == f_old:
+                    break
+                c1, c2 = msf - f_old, f_new - f_old
+                a_new = [v + (u - v) * c1 / c2 for v, u in zip(a, a_new, strict=True)]
+                f_next = None  # rescaled: recompute its stake fraction next time
+            else:
+                f_next = f_new  # the same sum of the same vector
+            step = [abs(u - v) for u, v in zip(a_new, a, strict=True)]
+            g_top = step[0]
+            for x in step:
+                if x > g_top or x != x:  # np.max: the largest, NaN if any
+                    g_top = x
+                    if x != x:
+                        break
+            g_max = g_top / lr
+            a = a_new
+            f_old = f_next
+            it += 1
+        return np.array(a, dtype=np.float64), t, adj_scored
+
+
 def reputer_scores(
     reports: LossReports,
     previous_coefficients: FloatArray,
@@ -316,45 +459,16 @@ def reputer_scores(
     # coefficient vector being scored: the final adjusted stakes come from the last call.
     # Scorers return the scores transposed, (M, B): column b is coefficient vector b's; the
     # returned arrays may be reused by the next call, so only the last ones are copied.
-    batch = np.empty((m + 1, m))
-    perturbed = batch[1:].reshape(-1)[:: m + 1]  # the entries (i + 1, i)
-    s_col = s[:, None]
-    f_old: float | None = None
-    loop_buf = _score_buffers(m, m + 1)
-    t_perf, t_frac = loop_buf.perf, loop_buf.frac
-    g_max = 1.0
-    it = 0
-    t: FloatArray
-    adj_scored: FloatArray
+    loop = _GradientLoop(scorer, s, total_stake, learning_rate, min_stake_fraction)
     with np.errstate(all="ignore"):
-        if not (it < max_iters and g_max >= max_gradient_threshold):
+        if not (max_iters > 0 and max_gradient_threshold <= 1.0):
             # the loop will not run: score the coefficients as they are (otherwise row 0 of
             # its first batch scores them, with the same bits: every row is independent)
             t, adj_scored = scorer(a[None])
-        while it < max_iters and g_max >= max_gradient_threshold:
-            delta = np.where(a == 1.0, -0.001, 0.001)
-            batch[...] = a
-            np.add(a, delta, out=perturbed)
-            t, adj_scored = scorer(batch)
-            np.multiply(s_col, t, out=t_perf.entries)
-            perf = t_perf.run()  # (M + 1,)
-            grad = (1.0 - perf[0] / perf[1:]) / delta
-            a_new = (a + learning_rate * grad).clip(0.0, 1.0)  # np.clip without its wrapper
-            if f_old is None:
-                f_old = float(fixed_sum(a * s)) / total_stake
-            np.multiply(a_new, s, out=t_frac.flat)
-            f_new = float(t_frac.run()[0]) / total_stake
-            if f_new < min_stake_fraction:
-                if f_new == f_old:
-                    break
-                a_new = a + (a_new - a) * (min_stake_fraction - f_old) / (f_new - f_old)
-                f_next = None  # rescaled: recompute its stake fraction next time
-            else:
-                f_next = f_new  # the same sum of the same vector
-            g_max = float(np.abs(a_new - a).max()) / learning_rate  # np.max, unwrapped
-            a = a_new
-            f_old = f_next
-            it += 1
+        elif 1 <= m <= _PY_LOOP_MAX:
+            a, t, adj_scored = loop.run_floats(a, max_iters, max_gradient_threshold)
+        else:
+            a, t, adj_scored = loop.run_arrays(a, max_iters, max_gradient_threshold)
     scores = t[:, 0].copy()
     return ReputerScoring(
         scores=np.asarray(scores, dtype=np.float64),
