@@ -75,6 +75,15 @@ WAL_COMPACT_BYTES = 1 << 20
 #: block sync instead).
 HELP_PER_PEER_PER_TICK = 2
 
+#: Messages of the next height kept while this replica finishes its own (timeout_commit, or
+#: executing the block): per validator this many votes, and this many proposals in all. Why:
+#: the next proposer broadcasts its proposal the moment it enters the height; a replica a few
+#: milliseconds behind used to drop it and wait for the proposer's rebroadcast (a second) with
+#: its own prevote missing. Bounded so that no peer can grow memory; signatures are checked
+#: before keeping, so a forger cannot take an honest validator's slots.
+NEXT_HEIGHT_VOTES_PER_VALIDATOR = 4
+NEXT_HEIGHT_PROPOSALS = 2
+
 
 class Application(Protocol):
     """What consensus needs from the chain (node.py fills it in from chain + state)."""
@@ -174,6 +183,8 @@ class Replica:
         self._asked: set[str] = set()
         #: (peer, height) decisions sent since the last rebroadcast tick
         self._helped: set[tuple[str, int]] = set()
+        #: early messages of height + 1, stepped once we enter it (NEXT_HEIGHT_*)
+        self._next_height: list[tuple[Vote | Proposal, str]] = []
         self.refusals = 0  # signer-guard refusals (a replay that did not match)
         self.step_seconds = 0.0  # CPU time inside core.step (benchmarks)
 
@@ -228,9 +239,51 @@ class Replica:
             return
         except (DecodeError, ConsensusError) as e:
             self.outbox.penalise(peer, e)
+        self._step_early_messages()
 
     def on_timeout(self, event: TimeoutEvent) -> None:
         self._apply(event)
+        self._step_early_messages()
+
+    def _keep_for_next_height(self, msg: Vote | Proposal, peer: str) -> None:
+        """Keep a verified message of height + 1 within the NEXT_HEIGHT_* bounds."""
+        s = self.state
+        assert s.validators is not None
+        signer = msg.validator if isinstance(msg, Vote) else msg.proposer
+        if signer not in s.validators:
+            return  # the next set is almost always this one; a newcomer's proposer re-sends
+        if isinstance(msg, Vote):
+            if any(m == msg for m, _ in self._next_height):
+                return
+            same = sum(
+                1 for m, _ in self._next_height if isinstance(m, Vote) and m.validator == signer
+            )
+            if same >= NEXT_HEIGHT_VOTES_PER_VALIDATOR:
+                return
+        elif sum(1 for m, _ in self._next_height if isinstance(m, Proposal)) >= (
+            NEXT_HEIGHT_PROPOSALS
+        ):
+            return
+        if not msg.is_signed_by(self.chain_id, self.verifier):
+            raise BadSignatureError("early message signature does not verify")
+        self._next_height.append((msg, peer))
+
+    def _step_early_messages(self) -> None:
+        """Step the kept messages of the height we have now entered (older ones are dropped).
+        Called from the entry points, never from inside a step, so nothing re-enters."""
+        while self._next_height and not self._replaying:
+            h = self.state.height
+            if all(m.height > h for m, _ in self._next_height):
+                return
+            ready = [(m, p) for m, p in self._next_height if m.height == h]
+            self._next_height = [(m, p) for m, p in self._next_height if m.height > h]
+            for msg, peer in ready:
+                try:
+                    self._on_decoded(msg, peer)
+                except DuplicateVoteError:
+                    continue
+                except ConsensusError as e:
+                    self.outbox.penalise(peer, e)
 
     def _on_decoded(self, msg: Message, peer: str) -> None:
         s = self.state
@@ -257,6 +310,8 @@ class Replica:
             self._help_lagging_peer(height, peer)
             return
         if height > s.height:
+            if height == s.height + 1:
+                self._keep_for_next_height(msg, peer)
             # We lag: ask this peer for our height's decision (once per peer per resend tick).
             if peer not in self._asked:
                 self._asked.add(peer)
