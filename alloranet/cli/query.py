@@ -112,6 +112,8 @@ def _cmd(args: argparse.Namespace) -> int:
         emit(args, call(f"{base}/v1/topics/{args.topic}/rewards?{params}"), _text)
     elif verb == "tx":
         emit(args, call(f"{base}/v1/txs/{args.hash}"), _text)
+    elif verb == "supply":
+        emit(args, call(f"{base}/v1/supply"), _text)
     elif verb == "validators":
         emit(args, call(f"{base}/v1/validators"), _validators_text)
     return 0
@@ -143,6 +145,7 @@ def register(subparsers: Any) -> None:
         ("tx", "where a transaction was included, and its result",
          [("--hash", {"required": True})]),
         ("validators", "every validator: tokens, voting power, jailed, missed blocks", []),
+        ("supply", "total token supply and the bonded part (uallo)", []),
     ]  # fmt: skip
     for name, text, flags in specs:
         sub = subcommand(verbs, name, text, f"example:\n  alloranet query {name} -o json")

@@ -603,6 +603,9 @@ class Node:
     def validators(self) -> list[dict[str, Any]]:
         return queries.validators_view(self._state())
 
+    def supply(self) -> dict[str, Any]:
+        return queries.supply_view(self._state())
+
     def submit_tx(self, tx: bytes) -> dict[str, Any]:
         assert self.mempool is not None and self.batcher is not None
         try:

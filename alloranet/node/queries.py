@@ -12,7 +12,7 @@ from typing import Any
 from alloranet.chain import app as chain
 from alloranet.chain.block import Block
 from alloranet.chain.kv import AppState
-from alloranet.chain.ledger import Ledger, ledger_of
+from alloranet.chain.ledger import BONDED_POOL, Ledger, ledger_of
 from alloranet.crypto import address_from_public_key, validate_address
 from alloranet.rpc.api import NotFoundError
 
@@ -89,6 +89,17 @@ def _commit_signers(data: bytes) -> list[str]:
     except Exception:
         return []
     return sorted(address_from_public_key(s.validator) for s in commit.signatures)
+
+
+def supply_view(state: AppState) -> dict[str, Any]:
+    """The token supply the chain records (minted by emissions, burnt by slashing) and the part
+    bonded to validators, at the latest height; amounts in uallo as decimal strings."""
+    ledger = ledger_of(state)
+    return {
+        "height": chain.get_height(state),
+        "supply": str(ledger.get_meta("supply", 0)),
+        "bonded": str(ledger.get_balance(BONDED_POOL)),
+    }
 
 
 def validators_view(state: AppState) -> list[dict[str, Any]]:

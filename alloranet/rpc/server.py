@@ -200,6 +200,10 @@ async def validators(request: web.Request) -> web.Response:
     return web.json_response({"validators": _node(request).validators()})
 
 
+async def supply(request: web.Request) -> web.Response:
+    return web.json_response(_node(request).supply())
+
+
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=_node(request).metrics(), content_type="text/plain", charset="utf-8")
 
@@ -219,6 +223,7 @@ def build_app(node: NodeApi, max_body_bytes: int = 1 << 20) -> web.Application:
     app.router.add_get("/v1/topics/{id}/rewards", rewards)
     app.router.add_get("/emissions/v1/latest_network_inferences/{id}", network_inference)
     app.router.add_get("/v1/validators", validators)
+    app.router.add_get("/v1/supply", supply)
     app.router.add_get("/metrics", metrics)
     return app
 

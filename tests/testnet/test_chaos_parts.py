@@ -277,6 +277,12 @@ def test_public_validators_view_and_block_evidence_items() -> None:
     assert int(second["tokens"]) == 2 * int(first["tokens"])
     assert (first["jailed"], first["tombstoned"]) == (False, False)
     assert (second["jailed"], second["tombstoned"]) == (True, True)
+    assert (first["missed_blocks"], second["jailed_until_ms"]) == (0, 0)
+    from alloranet.chain import app as chain_app
+
+    supply = queries.supply_view(state)  # GET /v1/supply
+    assert int(supply["supply"]) == chain_app.compute_total_supply(state) > 0
+    assert int(supply["bonded"]) == 3000 * UALLO_PER_ALLO
 
     ev = DuplicateVoteEvidence(keys[0].public_key, 1, 5, 0, b"", b"s" * 64, b"b" * 32, b"t" * 64)
     items = queries._evidence_items([ev.to_wire(), ("garbage",)])

@@ -63,6 +63,9 @@ class FakeNode:
     def validators(self) -> list[dict[str, Any]]:
         return [{"address": "allo1v", "power": 10, "jailed": False}]
 
+    def supply(self) -> dict[str, Any]:
+        return {"height": 7, "supply": "10", "bonded": "4"}
+
     def metrics(self) -> bytes:
         return b"alloranet_height 7\n"
 
@@ -89,6 +92,8 @@ async def test_routes_and_aliases() -> None:
         assert rewards == {"rewards": [{"actor": "allo1x", "nonce": 5}]}
         vals = await (await client.get("/v1/validators")).json()
         assert vals == {"validators": [{"address": "allo1v", "power": 10, "jailed": False}]}
+        supply = await (await client.get("/v1/supply")).json()
+        assert supply == {"height": 7, "supply": "10", "bonded": "4"}
         metrics = await client.get("/metrics")
         assert metrics.status == 200 and "alloranet_height" in await metrics.text()
         assert (await client.post("/v1/txs", json={"tx": "0102"})).status == 202
