@@ -248,31 +248,40 @@ def register(subparsers: Any) -> None:
     send = common("send", "send tokens", "alloranet tx send --from a --to allo1... --amount 5allo")
     send.add_argument("--to", required=True)
     send.add_argument("--amount", required=True)
-    stake = common(
-        "stake",
-        "delegate stake to a validator",
-        "alloranet tx stake --from a --validator PUBKEY_HEX --amount 100allo",
+
+    def delegation_flags(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--validator", required=True, help="validator public key (hex)")
+        sub.add_argument("--amount", required=True)
+
+    def consensus_key_flags(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--pubkey", help="the validator's consensus public key (64 hex chars)")
+        sub.add_argument(
+            "--validator-key-file",
+            type=Path,
+            help="read the public key from the node's validator_key.json instead",
+        )
+
+    delegation_flags(
+        common(
+            "stake",
+            "delegate stake to a validator",
+            "alloranet tx stake --from a --validator PUBKEY_HEX --amount 100allo",
+        )
     )
-    stake.add_argument("--validator", required=True, help="validator public key (hex)")
-    stake.add_argument("--amount", required=True)
-    unstake = common(
-        "unstake",
-        "start unbonding stake from a validator (returned after the unbonding period)",
-        "alloranet tx unstake --from a --validator PUBKEY_HEX --amount 100allo",
+    delegation_flags(
+        common(
+            "unstake",
+            "start unbonding stake from a validator (returned after the unbonding period)",
+            "alloranet tx unstake --from a --validator PUBKEY_HEX --amount 100allo",
+        )
     )
-    unstake.add_argument("--validator", required=True, help="validator public key (hex)")
-    unstake.add_argument("--amount", required=True)
-    unjail = common(
-        "unjail",
-        "return your downtime-jailed validator to the set once its jail period is over",
-        "alloranet tx unjail --from op --validator-key-file ~/.alloranet/validator_key.json "
-        "--wait\n  alloranet tx unjail --from op --pubkey 3f1c...e2",
-    )
-    unjail.add_argument("--pubkey", help="the validator's consensus public key (64 hex chars)")
-    unjail.add_argument(
-        "--validator-key-file",
-        type=Path,
-        help="read the public key from the node's validator_key.json instead",
+    consensus_key_flags(
+        common(
+            "unjail",
+            "return your downtime-jailed validator to the set once its jail period is over",
+            "alloranet tx unjail --from op --validator-key-file ~/.alloranet/validator_key.json "
+            "--wait\n  alloranet tx unjail --from op --pubkey 3f1c...e2",
+        )
     )
     create = common(
         "create-validator",
@@ -281,12 +290,7 @@ def register(subparsers: Any) -> None:
         "~/.alloranet/validator_key.json --amount 1000allo --wait\n"
         "  alloranet tx create-validator --from op --pubkey 3f1c...e2 --amount 1000allo",
     )
-    create.add_argument("--pubkey", help="the validator's consensus public key (64 hex chars)")
-    create.add_argument(
-        "--validator-key-file",
-        type=Path,
-        help="read the public key from the node's validator_key.json instead",
-    )
+    consensus_key_flags(create)
     create.add_argument("--amount", required=True, help="self-bond, e.g. 1000allo")
     topic = common(
         "create-topic",
