@@ -219,16 +219,33 @@ def _gram_tensor(x: FloatArray) -> FloatArray:
 
 
 class _ScoreBuffers:
-    """The reused arrays of one batch size of the Gram scorer (see ``_gram_scorer``)."""
+    """The reused arrays of one batch size of the Gram scorer (see ``_gram_scorer``), with
+    their reshaped views and full-size constants built once: at M = 5 a view or a Python
+    scalar operand costs a noticeable part of a numpy call, and the scorer runs ten times
+    an epoch."""
 
     def __init__(self, m: int, b: int) -> None:
+        mm = m * m
         self.total = TreeBuffer(m, b)
         self.adj_sum = TreeBuffer(m, b)
-        self.both = TreeBuffer(m * m, (m + 1) * b)
+        self.both = TreeBuffer(mm, (m + 1) * b)
         self.adj = np.empty((m, b))
+        self.adj0 = self.adj[:, 0]
         self.w = np.empty((m, b))
+        self.w_p = self.w[:, None, :]
+        self.w_q = self.w[None, :, :]
         self.ww = np.empty((m, m, b))
+        self.ww3 = self.ww.reshape(mm, 1, b)
+        self.both3 = self.both.entries.reshape(mm, m + 1, b)
+        self.both_sums = self.both.result
+        rows = self.both_sums.reshape(m + 1, b)
+        self.dist = rows[:m]
+        self.norm = rows[m]
+        self.norm_zero = np.empty(b, dtype=bool)
         self.t = np.empty((m, b))
+        self.fm = np.full((m, b), float(m))
+        self.one = np.ones((m, b))
+        self.zero = np.zeros((m + 1) * b)
         # the gradient loop's own buffers (used with b = M + 1)
         self.perf = TreeBuffer(m, b)
         self.frac = TreeBuffer(m, 1)
@@ -247,8 +264,6 @@ def _gram_scorer(
     """Fast exact-arithmetic-order scorer for reports without gaps (the usual case), on the
     terms of :func:`_gram_tensor`."""
     m = stakes.size
-    mm = m * m
-    fm = float(m)
     col = stakes[:, None]
     gh3 = gh_t[:, :, None]  # (pq, M + 1, 1)
 
@@ -260,26 +275,26 @@ def _gram_scorer(
         b = coefficients.shape[0]
         buf = _score_buffers(m, b)
         prod = np.multiply(col, coefficients.T, out=buf.total.entries)  # a_m S_m
-        adj = np.multiply(fm, prod, out=buf.adj)
+        adj = np.multiply(buf.fm, prod, out=buf.adj)
         adj /= buf.total.run()
-        np.minimum(adj, 1.0, out=adj)
+        np.minimum(adj, buf.one, out=adj)
         np.copyto(buf.adj_sum.entries, adj)
-        w = np.divide(adj, buf.adj_sum.run(), out=buf.w)
-        ww = np.multiply(w[:, None, :], w[None, :, :], out=buf.ww)  # (p, q, B)
-        np.multiply(gh3, ww.reshape(mm, 1, b), out=buf.both.entries.reshape(mm, m + 1, b))
+        np.divide(adj, buf.adj_sum.run(), out=buf.w)
+        np.multiply(buf.w_p, buf.w_q, out=buf.ww)  # (p, q, B)
+        np.multiply(gh3, buf.ww3, out=buf.both3)
         # rows 0..M-1: squared distances, row M: squared norm of the consensus; a sum that
         # rounding left below zero counts as zero (none is -0.0: every sum has the +0 or
         # positive p = q terms, so one maximum over all rows equals the per-row ones)
         both = buf.both.run()
-        np.maximum(both, 0.0, out=both)
+        np.maximum(both, buf.zero, out=both)
         np.sqrt(both, out=both)
-        rows = both.reshape(m + 1, b)
-        norm = rows[m]
-        np.copyto(norm, eps_div, where=norm == 0.0)
-        t = np.divide(rows[:m], norm, out=buf.t)
+        norm = buf.norm
+        np.equal(norm, 0.0, out=buf.norm_zero)
+        np.copyto(norm, eps_div, where=buf.norm_zero)
+        t = np.divide(buf.dist, norm, out=buf.t)
         t += eps_reputer
         np.divide(1.0, t, out=t)
-        return t, adj[:, 0]
+        return t, buf.adj0
 
     return score
 
