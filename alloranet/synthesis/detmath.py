@@ -40,6 +40,41 @@ _SQRT_HALF = 0.70710678118654757
 _INV_LN10 = 0.43429448190325182765
 
 
+def _zero_d(x: float) -> FloatArray:
+    """A read-only 0-d float64 array of x: as an operand it gives the same float64 operation
+    as the Python float, without numpy converting the scalar on every call (~0.3 us each,
+    which matters at the sizes of a small epoch, where the kernels are ~25 calls)."""
+    a = np.array(x, dtype=np.float64)
+    a.flags.writeable = False
+    return a
+
+
+_A_LN2_HI = _zero_d(_LN2_HI)
+_A_LN2_LO = _zero_d(_LN2_LO)
+_A_INV_LN2 = _zero_d(_INV_LN2)
+_A_P1 = _zero_d(_P1)
+_A_P2 = _zero_d(_P2)
+_A_P3 = _zero_d(_P3)
+_A_P4 = _zero_d(_P4)
+_A_P5 = _zero_d(_P5)
+_A_LG1 = _zero_d(_LG1)
+_A_LG2 = _zero_d(_LG2)
+_A_LG3 = _zero_d(_LG3)
+_A_LG4 = _zero_d(_LG4)
+_A_LG5 = _zero_d(_LG5)
+_A_LG6 = _zero_d(_LG6)
+_A_LG7 = _zero_d(_LG7)
+_A_SQRT_HALF = _zero_d(_SQRT_HALF)
+_A_HALF = _zero_d(0.5)
+_A_ONE = _zero_d(1.0)
+_A_TWO = _zero_d(2.0)
+_A_ZERO = _zero_d(0.0)
+_A_EXP_BIAS = np.array(1022, dtype=np.int64)
+_A_EXP_SHIFT = np.array(52, dtype=np.int64)
+_A_EXP_BIAS.flags.writeable = False
+_A_EXP_SHIFT.flags.writeable = False
+
+
 def _as_array(x: npt.ArrayLike) -> FloatArray:
     return np.asarray(x, dtype=np.float64)
 
@@ -60,40 +95,41 @@ def exp(x: npt.ArrayLike) -> FloatArray:
     with np.errstate(all="ignore"):
         # in-place steps (out=) keep the exact operation order of exp_scalar while avoiding
         # a fresh array per operation
-        k = xa * _INV_LN2
-        k += 0.5
+        # constants as 0-d arrays (_A_*): the same float64 operations, see _zero_d
+        k = np.multiply(xa, _A_INV_LN2)
+        k += _A_HALF
         np.floor(k, out=k)
         if not in_range:
             k = np.where(np.isfinite(k), k, 0.0)
-        hi = k * _LN2_HI
+        hi = np.multiply(k, _A_LN2_HI)
         np.subtract(xa, hi, out=hi)  # hi = x - k ln2_hi
-        lo = k * _LN2_LO
+        lo = np.multiply(k, _A_LN2_LO)
         r = hi - lo
         t = r * r
-        c = t * _P5
-        c += _P4
+        c = np.multiply(t, _A_P5)
+        c += _A_P4
         c *= t
-        c += _P3
+        c += _A_P3
         c *= t
-        c += _P2
+        c += _A_P2
         c *= t
-        c += _P1
+        c += _A_P1
         c *= t
         np.subtract(r, c, out=c)  # c = r - t (P1 + t (P2 + ...))
         y = r * c
-        den = 2.0 - c
+        den = np.subtract(_A_TWO, c)
         y /= den
         np.subtract(lo, y, out=y)
         y -= hi
-        np.subtract(1.0, y, out=y)  # y = 1 - ((lo - r c / (2 - c)) - hi)
+        np.subtract(_A_ONE, y, out=y)  # y = 1 - ((lo - r c / (2 - c)) - hi)
         if in_range and lo_x >= -700.0:
             # k in [-1010, 1024] and y in [0.7, 1.42]: y * 2^(k-1) * 2 is exact, and 2^(k-1)
             # is built from its bits: the same exact result as ldexp, without its slow loop
             bits = k.astype(np.int64)
-            bits += 1022
-            bits <<= 52
+            bits += _A_EXP_BIAS
+            bits <<= _A_EXP_SHIFT
             y *= bits.view(np.float64)
-            y *= 2.0
+            y *= _A_TWO
             out = y
         else:
             out = np.ldexp(y, k.astype(np.int64))
@@ -134,39 +170,40 @@ def log(x: npt.ArrayLike) -> FloatArray:
     with np.errstate(all="ignore"):
         # in-place steps (out=) keep the exact operation order of log_scalar while avoiding
         # a fresh array per operation; a * b and b * a, a + b and b + a are the same bits
+        # constants as 0-d arrays (_A_*): the same float64 operations, see _zero_d
         m, e = np.frexp(xa)
-        small = m < _SQRT_HALF
-        np.multiply(m, 2.0, out=m, where=small)
+        small = np.less(m, _A_SQRT_HALF)
+        np.multiply(m, _A_TWO, out=m, where=small)
         e -= small  # exact integer exponents
         kf = e.astype(np.float64)
         f = m
-        f -= 1.0
-        s = 2.0 + f
+        f -= _A_ONE
+        s = np.add(_A_TWO, f)
         np.divide(f, s, out=s)  # s = f / (2 + f)
         z = s * s
         w = z * z
-        t1 = w * _LG6
-        t1 += _LG4
+        t1 = np.multiply(w, _A_LG6)
+        t1 += _A_LG4
         t1 *= w
-        t1 += _LG2
+        t1 += _A_LG2
         t1 *= w  # t1 = w (LG2 + w (LG4 + w LG6))
-        t2 = w * _LG7
-        t2 += _LG5
+        t2 = np.multiply(w, _A_LG7)
+        t2 += _A_LG5
         t2 *= w
-        t2 += _LG3
+        t2 += _A_LG3
         t2 *= w
-        t2 += _LG1
+        t2 += _A_LG1
         t2 *= z  # t2 = z (LG1 + w (LG3 + w (LG5 + w LG7)))
         t2 += t1  # R = t2 + t1
-        hfsq = f * 0.5
+        hfsq = np.multiply(f, _A_HALF)
         hfsq *= f  # hfsq = 0.5 f f
         t2 += hfsq
         t2 *= s  # s (hfsq + R)
-        t1 = np.multiply(kf, _LN2_LO, out=t1)
+        t1 = np.multiply(kf, _A_LN2_LO, out=t1)
         t2 += t1  # s (hfsq + R) + k ln2_lo
         np.subtract(hfsq, t2, out=t2)
         t2 -= f
-        out = np.multiply(kf, _LN2_HI, out=kf)
+        out = np.multiply(kf, _A_LN2_HI, out=kf)
         out -= t2  # k ln2_hi - ((hfsq - (s (hfsq + R) + k ln2_lo)) - f)
         if (
             xa.size

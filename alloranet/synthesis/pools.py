@@ -171,38 +171,39 @@ def _exp_into(arg: FloatArray, s: _Prefix) -> FloatArray:
     if not (lo_x >= -700.0 and hi_x <= detmath._EXP_OVERFLOW):
         return detmath.exp(arg)
     k, hi, lo, r, t, c = s.tmp
-    np.multiply(arg, detmath._INV_LN2, out=k)
-    k += 0.5
+    d = detmath  # its constants as 0-d arrays (_A_*): the same float64 operations
+    np.multiply(arg, d._A_INV_LN2, out=k)
+    k += d._A_HALF
     np.floor(k, out=k)
-    np.multiply(k, detmath._LN2_HI, out=hi)
+    np.multiply(k, d._A_LN2_HI, out=hi)
     np.subtract(arg, hi, out=hi)
-    np.multiply(k, detmath._LN2_LO, out=lo)
+    np.multiply(k, d._A_LN2_LO, out=lo)
     np.subtract(hi, lo, out=r)
     np.multiply(r, r, out=t)
-    np.multiply(t, detmath._P5, out=c)
-    c += detmath._P4
+    np.multiply(t, d._A_P5, out=c)
+    c += d._A_P4
     c *= t
-    c += detmath._P3
+    c += d._A_P3
     c *= t
-    c += detmath._P2
+    c += d._A_P2
     c *= t
-    c += detmath._P1
+    c += d._A_P1
     c *= t
     np.subtract(r, c, out=c)
     y = t
     np.multiply(r, c, out=y)
     den = r
-    np.subtract(2.0, c, out=den)
+    np.subtract(d._A_TWO, c, out=den)
     y /= den
     np.subtract(lo, y, out=y)
     y -= hi
-    np.subtract(1.0, y, out=y)
+    np.subtract(d._A_ONE, y, out=y)
     bits = s.bits
     np.copyto(bits, k, casting="unsafe")
-    bits += 1022
-    bits <<= 52
+    bits += d._A_EXP_BIAS
+    bits <<= d._A_EXP_SHIFT
     y *= bits.view(np.float64)
-    y *= 2.0
+    y *= d._A_TWO
     return y
 
 
@@ -267,17 +268,19 @@ def _run(segs: Sequence[_Segment], s: _Prefix, p: float, c: float, eps: float) -
     freg, fx, fw, fcut, fout = s.reg, s.x, s.w, s.cut, s.out_mask
     np.logical_not(s.mask, out=fout)
     # stats.masked_sample_std of the regrets
-    np.copyto(freg, 0.0, where=fout)  # reg: the masked regrets from here on
+    zero, one = detmath._A_ZERO, detmath._A_ONE  # 0-d constants: no scalar conversions
+    np.copyto(freg, zero, where=fout)  # reg: the masked regrets from here on
     np.copyto(fx, freg)
     for g in segs:
         g.n = n = np.add.reduce(g.mask, axis=0, dtype=np.float64)  # exact counts
-        mean = g.v.tree() / np.where(n > 0, n, 1.0)
+        # n is an exact count: max(n, 1) is where(n > 0, n, 1), max(n - 1, 1) where(n > 1, ...)
+        mean = g.v.tree() / np.maximum(n, one)
         np.subtract(g.reg, mean[None, :], out=g.x)
-    np.copyto(fx, 0.0, where=fout)
+    np.copyto(fx, zero, where=fout)
     fx *= fx
     for g in segs:
         n = g.n
-        var = g.v.tree() / np.where(n > 1, n - 1.0, 1.0)
+        var = g.v.tree() / np.maximum(n - one, one)
         std = np.where(n > 1, np.sqrt(var), 0.0)
         # normalised regrets and the un-capped maximum (weights.pool_weights)
         g.reg /= (np.abs(std) + eps)[None, :]
@@ -294,10 +297,10 @@ def _run(segs: Sequence[_Segment], s: _Prefix, p: float, c: float, eps: float) -
     np.subtract(c, freg, out=fx)
     fx *= p
     e = _exp_into(fx, s)
-    e += 1.0
+    e += one
     np.divide(p, e, out=fw)
-    np.copyto(fw, 0.0, where=fcut)
-    np.copyto(fw, 0.0, where=fout)
+    np.copyto(fw, zero, where=fcut)
+    np.copyto(fw, zero, where=fout)
     for g in segs:
         bt = g.batch
         if bt.any_single:
@@ -311,8 +314,8 @@ def _run(segs: Sequence[_Segment], s: _Prefix, p: float, c: float, eps: float) -
             bt.kept[g.r0 : top] = g.w[:, : top - g.r0].T
     # weights.weighted_average
     np.multiply(fw, s.val, out=fx)
-    np.equal(fw, 0.0, out=fcut)
-    np.copyto(fx, 0.0, where=fcut)
+    np.equal(fw, zero, out=fcut)
+    np.copyto(fx, zero, where=fcut)
     nums = [g.v.tree().copy() for g in segs]
     np.copyto(fx, fw)
     for g, num in zip(segs, nums, strict=True):
