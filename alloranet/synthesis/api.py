@@ -7,8 +7,8 @@ object converts to/from plain tuples (``to_wire``/``from_wire``) for hashing int
 
 from __future__ import annotations
 
-import itertools
 import math
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import ClassVar
@@ -53,7 +53,8 @@ Addresses = tuple[str, ...]
 
 
 def _sorted(addresses: Addresses, what: str) -> None:
-    if any(a >= b for a, b in itertools.pairwise(addresses)):
+    # all(a < b) over neighbours (== not any(a >= b) for strings), compared in C
+    if not all(map(operator.lt, addresses, addresses[1:])):
         raise SynthesisError(f"{what} addresses must be sorted and unique")
 
 

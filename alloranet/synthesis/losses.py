@@ -84,7 +84,7 @@ def compute_loss_arrays(reports: LossReports) -> LossArrays:
     stakes = np.asarray(reports.stakes, dtype=np.float64)
     if stakes.ndim != 1 or stakes.size == 0:
         raise SynthesisError("network losses need at least one reputer")
-    if np.any(~np.isfinite(stakes)) or np.any(stakes < 0.0):
+    if not (np.isfinite(stakes).all() and (stakes >= 0.0).all()):
         raise SynthesisError("reputer stakes must be finite and >= 0")
     m = stakes.size
     parts = [
@@ -114,12 +114,14 @@ def compute_loss_arrays(reports: LossReports) -> LossArrays:
     with np.errstate(all="ignore"):
         pos = den > 0.0
         out = np.where(pos, num / np.where(pos, den, 1.0), np.nan)
-    out = np.broadcast_to(out, num.shape)
+    if out.shape != num.shape:
+        out = np.array(np.broadcast_to(out, num.shape))
+    # out is a fresh array: the families are views of it (one array, no copy per family)
     pieces = []
     c = 0
     for a, f in zip(parts, flat, strict=True):
         w = f.shape[1]
-        pieces.append(np.array(out[c : c + w]).reshape(np.shape(a)[1:]))
+        pieces.append(out[c : c + w].reshape(np.shape(a)[1:]))
         c += w
     return LossArrays(
         combined=float(pieces[0]),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
+import operator
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -55,7 +55,8 @@ def _index(
 
 
 def _check_sorted(addresses: tuple[str, ...], what: str) -> None:
-    if any(a >= b for a, b in itertools.pairwise(addresses)):
+    # all(a < b) over neighbours (== not any(a >= b) for strings), compared in C
+    if not all(map(operator.lt, addresses, addresses[1:])):
         raise SynthesisError(f"{what} addresses must be sorted and unique")
 
 
