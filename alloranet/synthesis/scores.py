@@ -413,10 +413,10 @@ class _GradientLoop:
             np.multiply(s_col, t, out=t_perf.entries)
             perf: list[float] = t_perf.run().tolist()
             p0 = perf[0]
-            a_new = [
-                _clip01(v + lr * ((1.0 - _div(p0, p)) / d))
-                for v, p, d in zip(a, perf[1:], delta, strict=True)
-            ]
+            a_new = []
+            for v, p, d in zip(a, perf[1:], delta, strict=True):
+                x = v + lr * ((1.0 - (p0 / p if p != 0.0 else _div(p0, p))) / d)
+                a_new.append(x if 0.0 < x < 1.0 else _clip01(x))  # inlined common cases
             if f_old is None:
                 f_old = py_tree([v * w for v, w in zip(a, sl, strict=True)]) / total_stake
             f_new = py_tree([v * w for v, w in zip(a_new, sl, strict=True)]) / total_stake
