@@ -115,13 +115,15 @@ def compute_loss_arrays(reports: LossReports) -> LossArrays:
         pos = den > 0.0
         out = np.where(pos, num / np.where(pos, den, 1.0), np.nan)
     if out.shape != num.shape:
-        out = np.array(np.broadcast_to(out, num.shape))
-    # out is a fresh array: the families are views of it (one array, no copy per family)
+        out = np.broadcast_to(out, num.shape)
+    # one copy per family, not views of ``out``: a view would keep the whole (entries,)
+    # array alive for the epoch, and at 1,000 x 100 glibc's default allocator then mmaps
+    # and faults in later temporaries instead (measured: 13 -> 3,074 page faults an epoch)
     pieces = []
     c = 0
     for a, f in zip(parts, flat, strict=True):
         w = f.shape[1]
-        pieces.append(out[c : c + w].reshape(np.shape(a)[1:]))
+        pieces.append(np.array(out[c : c + w]).reshape(np.shape(a)[1:]))
         c += w
     return LossArrays(
         combined=float(pieces[0]),
