@@ -15,9 +15,10 @@ keys.
 
 Statistic: the median of single epochs (wall and process CPU), after warm-up epochs that
 build the per-thread buffers and caches a running node keeps. The reference VM's speed drifts
-in blocks of tens of milliseconds, so small sizes time 200 epochs (a median over more of
-them), and the table and JSON also give the min and 90th percentile of those epochs; the
-headline (``ms_*``) stays the median.
+in blocks (one run of 1,000 epochs at 32 x 6: medians of its 100-epoch chunks from 1.6 to
+2.7 ms), so small sizes time 200 epochs (a median over more of them), and the table and JSON
+also give the min and 90th percentile of those epochs; the headline (``ms_*``) stays the
+median.
 
 Usage: python benchmarks/synthesis_scaling.py [--quick]
 Last line: JSON with ms_* (wall) and cpu_ms_* (process CPU) per size, min_ms_*/p90_ms_*
