@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -26,8 +27,34 @@ def _wrap(exc: TestnetError) -> TestnetCommandError:
     return TestnetCommandError(str(exc))
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C, ``kill`` (SIGTERM) and a closed terminal (SIGHUP) all stop the whole testnet.
+
+    Why: the nodes and actors run in their own sessions (a Ctrl-C meant for this view must not
+    kill them mid-write), so if this command died on a signal they would run on, orphaned.
+    Installed explicitly because a shell may start us with SIGINT ignored (a background job).
+    """
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _interrupt)
+
+
+def _stop(root: Path, manifest: Any) -> None:
+    for sig in STOP_SIGNALS:  # a second Ctrl-C must not cut the orderly stop short
+        signal.signal(sig, signal.SIG_IGN)
+    print("\nstopping the testnet ...", file=sys.stderr)
+    launcher.down(root, manifest)
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     root: Path = args.home
+    _stop_on_signals()
     try:
         if not (root / "testnet.json").exists():
             raw = create_local_testnet(
@@ -42,26 +69,25 @@ def _cmd_up(args: argparse.Namespace) -> int:
             save_manifest(root, manifest)
             print(f"created {len(manifest.nodes)} node homes in {root}", file=sys.stderr)
         manifest = load_manifest(root)
-        launcher.start_nodes(root, manifest)
-        print("waiting for the first blocks ...", file=sys.stderr)
         try:
-            launcher.wait_all_at_height(manifest, 2, timeout=args.start_timeout)
-        except TestnetError as exc:
-            launcher.down(root, manifest)
-            raise TestnetError(f"{exc}; see `alloranet testnet logs 0 --home {root}`") from None
-        launcher.start_actors(root, manifest)
-        if args.detach:
-            emit(args, launcher.collect_status(root, manifest), render_status)
-            return 0
-        try:
+            launcher.start_nodes(root, manifest)
+            print("waiting for the first blocks ...", file=sys.stderr)
+            try:
+                launcher.wait_all_at_height(manifest, 2, timeout=args.start_timeout)
+            except TestnetError as exc:
+                launcher.down(root, manifest)
+                raise TestnetError(f"{exc}; see `alloranet testnet logs 0 --home {root}`") from None
+            launcher.start_actors(root, manifest)
+            if args.detach:
+                emit(args, launcher.collect_status(root, manifest), render_status)
+                return 0
             while True:
                 sys.stdout.write("\x1b[2J\x1b[H" if sys.stdout.isatty() else "\n")
                 sys.stdout.write(render_view(root, manifest) + "\n")
                 sys.stdout.flush()
                 time.sleep(args.refresh)
         except KeyboardInterrupt:
-            print("\nstopping the testnet ...", file=sys.stderr)
-            launcher.down(root, manifest)
+            _stop(root, manifest)
         return 0
     except TestnetError as exc:
         raise _wrap(exc) from None

@@ -1,4 +1,5 @@
-"""One node process driven through the CLI: init, start, tx --wait, query, clean SIGTERM stop."""
+"""The CLI on real processes: init, start, tx --wait, query, clean SIGTERM stop; testnet up
+stopping every process it started on Ctrl-C or kill."""
 
 from __future__ import annotations
 
@@ -75,3 +76,43 @@ def test_single_node_cli_round_trip(tmp_path: Path) -> None:
         assert proc.wait(timeout=30) == 0
         log.close()
     assert "node stopped" in (tmp_path / "node.log").read_text()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_testnet_up_in_the_foreground_stops_every_process_on_a_signal(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Ctrl-C or kill of `testnet up` stops the nodes it started (they run in their own
+    sessions and would otherwise be orphaned), even when the shell started it with SIGINT
+    ignored, as it does for a background job."""
+    from testnet import processes
+    from testnet.manifest import load_manifest
+
+    root = tmp_path / "net"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alloranet", "testnet", "up", "--validators", "1",
+         "--workers", "0", "--forecasters", "0", "--reputers", "0", "--home", str(root),
+         "--refresh", "0.2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            status = cli("testnet", "status", "--home", str(root), "-o", "json", check=False)
+            if status.returncode == 0:
+                nodes = json.loads(status.stdout)["nodes"]
+                if nodes and all(int(n.get("height") or 0) >= 2 for n in nodes):
+                    break
+            assert proc.poll() is None and time.monotonic() < deadline, status.stderr
+            time.sleep(0.3)
+        manifest = load_manifest(root)
+        pids = [processes.read_pid(root, n.name) for n in manifest.nodes]
+        assert all(pid is not None and processes.is_ours(pid, root) for pid in pids)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+        assert not any(pid is not None and processes.is_ours(pid, root) for pid in pids)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        cli("testnet", "down", "--home", str(root), check=False)
