@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from alloranet.cli.output import add_output_flag, emit, subcommand
+from alloranet.cli.signals import ignore_stop_signals, interrupt_on_stop_signals
 from alloranet.errors import AlloraError
 from alloranet.node.localnet import create_local_testnet
 from testnet import launcher
@@ -27,34 +27,15 @@ def _wrap(exc: TestnetError) -> TestnetCommandError:
     return TestnetCommandError(str(exc))
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _stop_on_signals() -> None:
-    """Ctrl-C, ``kill`` (SIGTERM) and a closed terminal (SIGHUP) all stop the whole testnet.
-
-    Why: the nodes and actors run in their own sessions (a Ctrl-C meant for this view must not
-    kill them mid-write), so if this command died on a signal they would run on, orphaned.
-    Installed explicitly because a shell may start us with SIGINT ignored (a background job).
-    """
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, _interrupt)
-
-
 def _stop(root: Path, manifest: Any) -> None:
-    for sig in STOP_SIGNALS:  # a second Ctrl-C must not cut the orderly stop short
-        signal.signal(sig, signal.SIG_IGN)
+    ignore_stop_signals()
     print("\nstopping the testnet ...", file=sys.stderr)
     launcher.down(root, manifest)
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
     root: Path = args.home
-    _stop_on_signals()
+    interrupt_on_stop_signals()  # Ctrl-C, kill or hang-up: stop every process we started
     try:
         if not (root / "testnet.json").exists():
             raw = create_local_testnet(

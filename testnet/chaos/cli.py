@@ -86,7 +86,14 @@ def command(args: argparse.Namespace) -> int:
     except (ChaosCommandError, ChaosError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    results = run_all(manifests, args.workdir, args.keep)
+    from alloranet.cli.signals import interrupt_on_stop_signals
+
+    interrupt_on_stop_signals()  # each run's finally stops its nodes on Ctrl-C, kill, hang-up
+    try:
+        results = run_all(manifests, args.workdir, args.keep)
+    except KeyboardInterrupt:
+        print("interrupted: the running network was stopped; no report written", file=sys.stderr)
+        return 130
     report = build_report(results, factor)
     save_report(args.report, report)
     print(render_summary(report))
