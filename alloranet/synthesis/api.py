@@ -533,7 +533,7 @@ def compute_rewards(
         to_base_units(max(0.0, x)) for x in (split.inferers, split.forecasters, split.reputers)
     ]
     while sum(budgets) > topic_reward:
-        budgets[int(np.argmax(budgets))] -= sum(budgets) - topic_reward
+        budgets[budgets.index(max(budgets))] -= sum(budgets) - topic_reward  # exact ints
 
     def pay(addrs: Addresses, frac: FloatArray, budget: int) -> tuple[tuple[str, int], ...]:
         # to_base_units(max(0.0, f * budget)) per actor, vectorised: max(0.0, x) is x only

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alloranet.synthesis.ema import ema
+from alloranet.synthesis.errors import SynthesisError
 from alloranet.synthesis.losses import LossReports
 from alloranet.synthesis.scratch import cached
 from alloranet.synthesis.stats import TreeBuffer, fixed_sum, py_tree
@@ -459,6 +460,8 @@ def reputer_scores(
     m = s.size
     a = np.asarray(previous_coefficients, dtype=np.float64).copy()
     total_stake = float(fixed_sum(s))
+    if m > 0 and not total_stake > 0.0:  # the loop divides by it (NaN stakes fail here too)
+        raise SynthesisError(f"reputer scores: total reputer stake is {total_stake}, not > 0")
     scorer: Callable[[FloatArray], tuple[FloatArray, FloatArray]]  # -> ((M, B), adjusted)
     if x.shape[0] > 0 and not np.isnan(x).any():
         gh_t = _gram_tensor(x)

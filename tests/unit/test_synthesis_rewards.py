@@ -7,6 +7,7 @@ import pytest
 
 from alloranet.synthesis import compute_monthly_emission
 from alloranet.synthesis.emissions import locked_vesting_fraction
+from alloranet.synthesis.errors import SynthesisError
 from alloranet.synthesis.rewards import (
     fee_drip,
     split_reputer_reward,
@@ -27,6 +28,16 @@ def test_gram_scorer_matches_direct_consensus() -> None:
     direct = consensus_scores(x, coeff[None], stakes, 0.01, 1e-7)[0]
     fast = reputer_scores(s.reports.reports, coeff, max_iters=1).scores
     assert np.allclose(fast, direct, rtol=1e-12, atol=0.0)
+
+
+def test_zero_total_reputer_stake_is_a_typed_error() -> None:
+    """The gradient loop divides by the total stake: all-zero stakes (every reputer unstaked
+    after reporting) are a SynthesisError the epoch hook turns into a skipped epoch, not a
+    bare ZeroDivisionError."""
+    r = make_scenario(5, 6, 2).reports.reports
+    unstaked = type(r)(**{**r.__dict__, "stakes": np.zeros_like(r.stakes)})
+    with pytest.raises(SynthesisError, match="total reputer stake"):
+        reputer_scores(unstaked, np.ones(r.stakes.size))
 
 
 def test_reputer_gaps_use_the_lowest_reported_value() -> None:
