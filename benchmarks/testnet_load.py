@@ -444,7 +444,12 @@ def main() -> None:
     parser.add_argument("--validators", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--latency-seconds", type=float, default=30.0)
-    parser.add_argument("--max-rate", type=float, default=2000.0, help="presigned tx budget/s")
+    parser.add_argument(
+        "--max-rate",
+        type=float,
+        default=3000.0,
+        help="presigned tx budget/s (above what 4 nodes commit here, so the phase never runs dry)",
+    )
     parser.add_argument(
         "--batch", type=int, default=200, help="txs per POST (1: one raw tx per request)"
     )
