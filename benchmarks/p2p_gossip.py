@@ -144,7 +144,7 @@ async def cluster_runs(
     (workdir / f"n{n}").mkdir()
     nodes = await start_cluster(workdir / f"n{n}", n)
     try:
-        await wait_for_mesh(nodes, "tx")
+        await wait_for_mesh(nodes, "txs")
         await wait_for_mesh(nodes, "vote")
         idle = {**load, "tx_per_s": 0.0}
         idle_s = 2.0 if quick else 4.0

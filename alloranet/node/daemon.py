@@ -61,7 +61,7 @@ from alloranet.node.metrics import NodeMetrics
 from alloranet.node.shell import ConsensusShell, compute_timeout_config
 from alloranet.node.sync import BlockSync
 from alloranet.p2p.batcher import Batcher, decode_batch
-from alloranet.p2p.config import P2PConfig
+from alloranet.p2p.config import TX_CHANNEL, P2PConfig
 from alloranet.p2p.host import P2PHost
 from alloranet.rpc import ApiServer, NotFoundError, UnavailableError
 from alloranet.state.chainstore import load_app_state, save_block_result, save_genesis_state
@@ -69,7 +69,6 @@ from alloranet.state.store import Store
 
 log = logging.getLogger("alloranet.node")
 
-TX_CHANNEL = "txs"
 #: Recent blocks kept in memory for the API (by bytes; older ones come from the store).
 BLOCK_CACHE_BYTES = 24 << 20
 #: Recent tx results kept in memory (the store's tx index answers for older ones).

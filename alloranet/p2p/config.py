@@ -20,6 +20,12 @@ LIBP2P_RPC_LIMIT: Final = 1024 * 1024
 GOSSIP_ENVELOPE_ROOM: Final = 16 * 1024
 
 
+#: The channel of transaction batches (docs/protocol.md 2.1), bulk by default: one name for the
+#: node, the SDK and the benchmarks, so that none of them sends transactions on the priority lane
+#: by accident.
+TX_CHANNEL = "txs"
+
+
 @dataclass(frozen=True, slots=True)
 class P2PConfig:
     """Everything a host needs; ``key_file`` is the persistent Ed25519 node identity (0600)."""
@@ -42,7 +48,7 @@ class P2PConfig:
     max_inflight_publishes: int = 64
     inbound_queue_limit: int = 20_000
     #: Channels carrying bulk batches; every other channel is published with priority.
-    bulk_channels: tuple[str, ...] = ("tx", "submissions")
+    bulk_channels: tuple[str, ...] = (TX_CHANNEL, "submissions")
     gossip_degree: int = 3
     gossip_degree_low: int = 2
     gossip_degree_high: int = 4

@@ -5,7 +5,7 @@ benchmark needs N processes; the full node is another engineer's work. This scri
 P2PHost with channels ``tx`` (batches, via Batcher) and ``vote`` and a ``sync`` echo protocol,
 and answers one JSON line per command line::
 
-    {"cmd": "connect", "addr": "..."}            {"cmd": "peers", "channel": "tx"}
+    {"cmd": "connect", "addr": "..."}            {"cmd": "peers", "channel": "txs"}
     {"cmd": "send_batches", "count": 5, "items": 10, "size": 300}
     {"cmd": "load", "tx_per_s": 2000, "votes_per_s": 20, "seconds": 5, "size": 300}
     {"cmd": "received"}   {"cmd": "reset"}   {"cmd": "block", "peers": [...]}
@@ -33,7 +33,7 @@ from typing import Any, Final
 
 from alloranet.errors import AlloraError, DecodeError
 from alloranet.p2p.batcher import Batcher, decode_batch
-from alloranet.p2p.config import P2PConfig
+from alloranet.p2p.config import TX_CHANNEL, P2PConfig
 from alloranet.p2p.host import P2PHost
 from alloranet.p2p.types import Inbound, Verdict
 
@@ -87,9 +87,9 @@ class Demo:
 
     async def _publish_tx(self, data: bytes) -> None:
         if self.tx_direct:  # one copy per connected peer, on its bulk direct stream
-            await self.host.broadcast_direct("tx", data)
+            await self.host.broadcast_direct(TX_CHANNEL, data)
         else:
-            await self.host.publish("tx", data)
+            await self.host.publish(TX_CHANNEL, data)
 
     async def consume_tx(self, sub: Any) -> None:
         async for msg in sub:
@@ -216,7 +216,8 @@ async def handle(demo: Demo, cmd: dict[str, Any]) -> dict[str, Any]:
         await host.connect(cmd["addr"])
         return {}
     if name == "peers":
-        return {"peers": host.peers(), "topic_peers": host.topic_peers(cmd.get("channel", "tx"))}
+        channel = cmd.get("channel", TX_CHANNEL)
+        return {"peers": host.peers(), "topic_peers": host.topic_peers(channel)}
     if name == "send_batches":
         await demo.send_batches(int(cmd["count"]), int(cmd["items"]), int(cmd.get("size", 300)))
         return {"seq": demo.seq}
@@ -282,7 +283,7 @@ async def run(args: argparse.Namespace) -> None:
     )
     host = P2PHost(config)
     demo = Demo(host, args.index)
-    tx_sub = host.subscribe("tx", validate_tx_batch)
+    tx_sub = host.subscribe(TX_CHANNEL, validate_tx_batch)
     vote_sub = host.subscribe("vote", validate_vote)
 
     async def echo(peer: str, data: bytes) -> bytes:

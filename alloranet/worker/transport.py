@@ -13,12 +13,9 @@ from pathlib import Path
 from typing import Protocol
 
 from alloranet.p2p.batcher import Batcher
-from alloranet.p2p.config import P2PConfig
+from alloranet.p2p.config import TX_CHANNEL, P2PConfig
 from alloranet.p2p.host import P2PHost
 from alloranet.worker.client import NodeClient
-
-#: The gossip channel that carries batches of signed transactions (docs/protocol.md).
-TX_CHANNEL = "txs"
 
 
 class Transport(Protocol):

@@ -28,7 +28,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[lis
     workdir = tmp_path_factory.mktemp("p2p_cluster")
     nodes = await start_cluster(workdir, N)
     try:
-        await wait_for_mesh(nodes, "tx")
+        await wait_for_mesh(nodes, "txs")
         await wait_for_mesh(nodes, "vote")
         yield nodes
     finally:
@@ -88,7 +88,7 @@ async def test_hostile_peer_leaves_honest_nodes_running_and_connected(
     cluster: list[DemoProcess],
 ) -> None:
     victims = cluster[:2]
-    topic = compute_topic("demo", "tx")
+    topic = compute_topic("demo", "txs")
     await reset_all(cluster)
     args = [sys.executable, "-m", "alloranet.p2p.hostile", "--topic", topic, "--seed", "7"]
     for victim in victims:
@@ -113,7 +113,7 @@ async def test_hostile_peer_leaves_honest_nodes_running_and_connected(
 
     for node in cluster:
         assert node.alive, f"node {node.index} died"
-    await wait_for_mesh(cluster, "tx")
+    await wait_for_mesh(cluster, "txs")
     for node in cluster:
         peers = (await node.command(cmd="peers"))["peers"]
         assert {n.peer_id for n in cluster} - {node.peer_id} <= set(peers)
@@ -160,7 +160,7 @@ async def test_fault_hook_partitions_and_heals(cluster: list[DemoProcess]) -> No
 
     for node in cluster:
         await node.command(cmd="unblock")
-    await wait_for_mesh(cluster, "tx", timeout=15)
+    await wait_for_mesh(cluster, "txs", timeout=15)
     await test_four_nodes_deliver_every_batch_to_every_node(cluster)
 
 
