@@ -8,7 +8,6 @@ object converts to/from plain tuples (``to_wire``/``from_wire``) for hashing int
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import ClassVar
@@ -17,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alloranet import codec
-from alloranet.synthesis.errors import SynthesisError
+from alloranet.synthesis.errors import SynthesisError, require_sorted_unique
 from alloranet.synthesis.inference import (
     InferenceArrays,
     InferenceRegrets,
@@ -52,12 +51,6 @@ FloatArray = npt.NDArray[np.float64]
 Addresses = tuple[str, ...]
 
 
-def _sorted(addresses: Addresses, what: str) -> None:
-    # all(a < b) over neighbours (== not any(a >= b) for strings), compared in C
-    if not all(map(operator.lt, addresses, addresses[1:])):
-        raise SynthesisError(f"{what} addresses must be sorted and unique")
-
-
 def _floats(arr: FloatArray) -> tuple[float, ...]:
     return tuple(np.asarray(arr, dtype=np.float64).ravel().tolist())
 
@@ -82,7 +75,7 @@ def _unwire_array(value: codec.Value, name: str, shape: tuple[int, ...]) -> Floa
 
 def _addresses(value: codec.Value, name: str) -> Addresses:
     out = tuple(codec.expect_str(a, name) for a in codec.expect_tuple(value, name))
-    _sorted(out, name)
+    require_sorted_unique(out, name)
     return out
 
 
@@ -101,8 +94,8 @@ class WorkerRound:
     forecasts: FloatArray
 
     def __post_init__(self) -> None:
-        _sorted(self.inferers, "inferer")
-        _sorted(self.forecasters, "forecaster")
+        require_sorted_unique(self.inferers, "inferer")
+        require_sorted_unique(self.forecasters, "forecaster")
         if self.inferences.shape != (len(self.inferers),):
             raise SynthesisError("one inference per inferer expected")
         if self.forecasts.shape != (len(self.forecasters), len(self.inferers)):
@@ -179,9 +172,9 @@ class ReputerReports:
     reports: LossReports
 
     def __post_init__(self) -> None:
-        _sorted(self.reputers, "reputer")
-        _sorted(self.inferers, "inferer")
-        _sorted(self.forecasters, "forecaster")
+        require_sorted_unique(self.reputers, "reputer")
+        require_sorted_unique(self.inferers, "inferer")
+        require_sorted_unique(self.forecasters, "forecaster")
         m, n, k = len(self.reputers), len(self.inferers), len(self.forecasters)
         r = self.reports
         shapes = {
@@ -293,8 +286,8 @@ def compute_regret_update(
     same = inf == state.inferers and fc == state.forecasters
     if same:
         # the usual case: one fused pass per family (same bits as the general path below)
-        _sorted(inf, "inferer")
-        _sorted(fc, "forecaster")
+        require_sorted_unique(inf, "inferer")
+        require_sorted_unique(fc, "forecaster")
         merged, new = update_same_workers(state, losses.values, topic.alpha_regret)
         stored_inferer, stored_forecaster = state.regrets.inferer, state.regrets.forecaster
     else:
@@ -435,7 +428,7 @@ class RewardState:
             for item in codec.expect_tuple(v, name):
                 pair = codec.expect_tuple(item, name, 2)
                 out[codec.expect_str(pair[0], name)] = codec.expect_float(pair[1], name)
-            _sorted(tuple(out), name)
+            require_sorted_unique(tuple(out), name)
             return out
 
         return RewardState(

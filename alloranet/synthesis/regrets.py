@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import operator
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -18,7 +17,7 @@ import numpy.typing as npt
 
 from alloranet import codec
 from alloranet.synthesis.ema import ema
-from alloranet.synthesis.errors import SynthesisError
+from alloranet.synthesis.errors import SynthesisError, require_sorted_unique
 from alloranet.synthesis.inference import InferenceRegrets
 from alloranet.synthesis.losses import LossArrays
 from alloranet.synthesis.scratch import cached
@@ -54,12 +53,6 @@ def _index(
     return pos.astype(np.intp), np.asarray(s[pos] == w, dtype=bool)
 
 
-def _check_sorted(addresses: tuple[str, ...], what: str) -> None:
-    # all(a < b) over neighbours (== not any(a >= b) for strings), compared in C
-    if not all(map(operator.lt, addresses, addresses[1:])):
-        raise SynthesisError(f"{what} addresses must be sorted and unique")
-
-
 @dataclass(frozen=True)
 class RegretState:
     """A topic's regrets: every family over its own sorted address sets (NaN = no entry)."""
@@ -87,8 +80,8 @@ class RegretState:
         self, inferers: tuple[str, ...], forecasters: tuple[str, ...], fill: float
     ) -> InferenceRegrets:
         """Every family re-indexed onto the given address sets, gaps filled with ``fill``."""
-        _check_sorted(inferers, "inferer")
-        _check_sorted(forecasters, "forecaster")
+        require_sorted_unique(inferers, "inferer")
+        require_sorted_unique(forecasters, "forecaster")
         if inferers == self.inferers and forecasters == self.forecasters:
             # the usual case: the same workers as stored, no re-indexing needed; all nine
             # families filled as one flat vector (one pass instead of one per family)
@@ -150,8 +143,8 @@ class RegretState:
         forecasters = tuple(
             codec.expect_str(a, "forecaster") for a in codec.expect_tuple(t[1], "forecasters")
         )
-        _check_sorted(inferers, "inferer")
-        _check_sorted(forecasters, "forecaster")
+        require_sorted_unique(inferers, "inferer")
+        require_sorted_unique(forecasters, "forecaster")
         initial = codec.expect_float(t[2], "initial regret")
         fams = codec.expect_tuple(t[3], "families", len(FAMILIES))
         size = {"i": len(inferers), "f": len(forecasters), "": 1}
