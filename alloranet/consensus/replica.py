@@ -234,12 +234,20 @@ class Replica:
         """Decode, check and step one peer message; a bad one penalises the peer."""
         try:
             msg = decode_message(data)
+        except DecodeError as e:
+            self.outbox.penalise(peer, e)
+            return
+        self._step_from_peer(msg, peer)
+        self._step_early_messages()
+
+    def _step_from_peer(self, msg: Message, peer: str) -> None:
+        """Check and step one decoded peer message; a bad one penalises the peer."""
+        try:
             self._on_decoded(msg, peer)
         except DuplicateVoteError:
             return
         except (DecodeError, ConsensusError) as e:
             self.outbox.penalise(peer, e)
-        self._step_early_messages()
 
     def on_timeout(self, event: TimeoutEvent) -> None:
         self._apply(event)
@@ -273,17 +281,12 @@ class Replica:
         Called from the entry points, never from inside a step, so nothing re-enters."""
         while self._next_height and not self._replaying:
             h = self.state.height
-            if all(m.height > h for m, _ in self._next_height):
-                return
             ready = [(m, p) for m, p in self._next_height if m.height == h]
             self._next_height = [(m, p) for m, p in self._next_height if m.height > h]
+            if not ready:
+                return
             for msg, peer in ready:
-                try:
-                    self._on_decoded(msg, peer)
-                except DuplicateVoteError:
-                    continue
-                except ConsensusError as e:
-                    self.outbox.penalise(peer, e)
+                self._step_from_peer(msg, peer)
 
     def _on_decoded(self, msg: Message, peer: str) -> None:
         s = self.state
