@@ -191,8 +191,6 @@ class Node:
                 bootstrap=cfg.p2p.bootstrap,
                 network_id=cfg.chain_id,
                 max_peers=cfg.p2p.max_peers,
-                # the node's tx channel is the bulk lane (never ahead of consensus traffic)
-                bulk_channels=(TX_CHANNEL, "submissions"),
                 bulk_direct=cfg.p2p.tx_direct,
             )
         )

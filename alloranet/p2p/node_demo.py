@@ -2,7 +2,7 @@
 
 Why: the done-when tests need real processes (kill -9, restart with the same key) and the
 benchmark needs N processes; the full node is another engineer's work. This script runs one
-P2PHost with channels ``tx`` (batches, via Batcher) and ``vote`` and a ``sync`` echo protocol,
+P2PHost with channels ``txs`` (batches, via Batcher) and ``vote`` and a ``sync`` echo protocol,
 and answers one JSON line per command line::
 
     {"cmd": "connect", "addr": "..."}            {"cmd": "peers", "channel": "txs"}

@@ -56,8 +56,6 @@ class P2PTransport:
                 listen_addrs=("/ip4/127.0.0.1/tcp/0",),
                 bootstrap=bootstrap,
                 network_id=network_id,
-                # our batches are bulk traffic, as on the validators' side (daemon.py)
-                bulk_channels=(TX_CHANNEL,),
             )
         )
         self._batcher = Batcher(self._publish, flush_interval=flush_interval)

@@ -11,7 +11,7 @@ import pytest
 from alloranet import codec
 from alloranet.errors import ConfigError, DecodeError
 from alloranet.p2p.batcher import Batcher, decode_batch, encode_batch
-from alloranet.p2p.config import P2PConfig, compute_protocol_id, compute_topic
+from alloranet.p2p.config import TX_CHANNEL, P2PConfig, compute_protocol_id, compute_topic
 from alloranet.p2p.errors import MessageTooLargeError, ProtocolViolationError
 from alloranet.p2p.framing import (
     KEEPALIVE_FRAME,
@@ -107,7 +107,8 @@ def test_scores_decay_ban_and_expiry() -> None:
 
 def test_config_checks(tmp_path: Path) -> None:
     key = tmp_path / "k"
-    P2PConfig(key_file=key)
+    # the node and the SDK rely on the default: transaction batches never take the priority lane
+    assert TX_CHANNEL in P2PConfig(key_file=key).bulk_channels
     bad: list[dict[str, object]] = [
         {"listen_addrs": ()},
         {"bootstrap": ("/ip4/127.0.0.1/tcp/1",)},
