@@ -233,10 +233,18 @@ def weighted_percentiles(
     ps = np.asarray(percentiles, dtype=np.float64).ravel() / 100.0
     if v.size == 0:
         raise SynthesisError("weighted percentile of no values")
+    if w.shape != v.shape:
+        raise SynthesisError(f"{v.size} values but {w.size} weights")
     order = np.argsort(v, kind="stable")
     sv = v[order]
     sw = w[order]
     total = fixed_sum_scalar(sw)
+    if not (0.0 < total < math.inf) or not bool(np.all(sw >= 0.0)):
+        # an infinite, NaN or negative weight (or an overflowing total) has no positions:
+        # (cum - w/2) / total would be NaN, which no interpolation can place
+        raise SynthesisError(
+            "weighted percentile needs finite, non-negative weights with a positive total"
+        )
     cum = np.cumsum(sw)  # a sequential scan: fixed order by construction
     pos = (cum - 0.5 * sw) / total
     pos_list: list[float] = pos.tolist()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import struct
 
 import numpy as np
@@ -32,6 +33,7 @@ from alloranet.synthesis import (
     scores,
     stats,
 )
+from alloranet.synthesis.errors import SynthesisError
 from alloranet.synthesis.inference import InferenceRegrets
 from alloranet.synthesis.losses import LossReports, stake_weighted_mean
 from alloranet.synthesis.scenario import Scenario, make_scenario, run_epoch
@@ -587,3 +589,32 @@ def test_weighted_percentiles_python_path_equals_array_path(
     pos = (np.cumsum(sw) - 0.5 * sw) / stats.fixed_sum_scalar(sw)
     want = stats._interpolate_arrays(pos, v[order], ps / 100.0)
     assert got.tobytes() == want.tobytes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=20),
+    weights=st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.sampled_from([math.inf, -math.inf, math.nan, -1.0, 0.0, 1e308]),
+        ),
+        min_size=20,
+        max_size=20,
+    ),
+)
+def test_weighted_percentiles_bad_weights_are_a_synthesis_error(
+    values: list[float], weights: list[float]
+) -> None:
+    """Infinite, NaN, negative or overflowing weights give a SynthesisError (hypothesis once
+    found an IndexError here); otherwise five finite band values within the values' range."""
+    w = weights[: len(values)]
+    try:
+        band = stats.weighted_percentiles(values, w, [2.28, 15.87, 50.0, 84.13, 97.72])
+    except SynthesisError:
+        finite_non_negative = all(0.0 <= x < math.inf for x in w)
+        assert not finite_non_negative or not 0.0 < stats.fixed_sum_scalar(w) < math.inf
+        return
+    assert all(0.0 <= x < math.inf for x in w)
+    assert band.shape == (5,) and bool(np.all(np.isfinite(band)))
+    assert min(values) <= float(band.min()) and float(band.max()) <= max(values)
