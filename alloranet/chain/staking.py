@@ -131,18 +131,19 @@ def validate_evidence(
 
 
 def process_evidence(ledger: Ledger, ctx: BlockContext, evidence: DuplicateVoteEvidence) -> None:
-    """Slash SlashFractionDoubleSign, jail forever and tombstone — at most once per validator.
+    """Slash SlashFractionDoubleSign of the power *at the infraction height*, jail forever and
+    tombstone — at most once per validator (spec/consensus.md 4.2, Cosmos ``Keeper.Slash``).
 
-    The fraction applies to current tokens and to unbonding entries created at or after the
-    infraction height (approximation: power at the infraction height is not kept in state).
+    Why the infraction-time power: stake that joined after the double-sign did not take part
+    in it, and stake that left afterwards (unbonding entries created at or after the
+    infraction height) is still liable. The amount is fraction x (power x PowerReduction);
+    the liable unbonding entries pay their share first (fraction x entry, at most the entry),
+    and the rest is burnt from the validator's current tokens (never more than it has).
     """
     validator = validate_evidence(ledger, ctx, evidence)
     ppm = ctx.staking.slash_fraction_double_sign_ppm
-    slashed = validator.tokens * ppm // 1_000_000
-    ledger.burn(BONDED_POOL, slashed)
-    ledger.set_validator(
-        replace(validator, tokens=validator.tokens - slashed, jailed=True, tombstoned=True)
-    )
+    infraction_power = dict(get_validator_set_at(ledger, evidence.height))[evidence.pubkey]
+    remaining = infraction_power * ctx.staking.power_reduction * ppm // 1_000_000
     for mature in range(ctx.height, ctx.height + ctx.staking.unbonding_blocks + 1):
         entries = ledger.unbonding_due(mature)
         if not entries:
@@ -150,11 +151,17 @@ def process_evidence(ledger: Ledger, ctx: BlockContext, evidence: DuplicateVoteE
         changed = []
         for entry in entries:
             if entry.pubkey == evidence.pubkey and entry.created_height >= evidence.height:
-                cut = entry.amount * ppm // 1_000_000
-                ledger.burn(UNBONDING_POOL, cut)
-                entry = replace(entry, amount=entry.amount - cut)
+                share = entry.amount * ppm // 1_000_000
+                ledger.burn(UNBONDING_POOL, share)
+                remaining -= share
+                entry = replace(entry, amount=entry.amount - share)
             changed.append(entry)
         ledger.set_unbonding_due(mature, tuple(changed))
+    burnt = max(0, min(remaining, validator.tokens))
+    ledger.burn(BONDED_POOL, burnt)
+    ledger.set_validator(
+        replace(validator, tokens=validator.tokens - burnt, jailed=True, tombstoned=True)
+    )
     ledger.mark_evidence(evidence.hash, ctx.height)
 
 

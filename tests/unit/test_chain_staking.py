@@ -246,6 +246,26 @@ def test_slash_reaches_unbonding_entries_after_infraction() -> None:
     ok(chain.block([chain.tx("bob", MsgUndelegate(val1, 40 * ALLO))]))  # h2, after infraction 1
     chain.block(evidence=[_evidence(chain, "val1", 1)])
     assert get_balance(chain.state, UNBONDING_POOL) == 38 * ALLO
+    # 5 % of the 1,000 ALLO that signed height 1 = 50: 2 from the entry, 48 from the tokens
+    # (1,000 + 100 - 40 = 1,060 before); bob's later stake is not slashed on its own account
+    validator = Ledger(Overlay(chain.state)).get_validator(val1)
+    assert validator is not None and validator.tokens == 1012 * ALLO
+    validate_invariants(chain.state)
+
+
+def test_double_sign_slash_uses_the_power_at_the_infraction_height() -> None:
+    """Stake delegated after the double-sign did not sign it: the slash is 5 % of the power
+    that did (Cosmos Keeper.Slash), not of the tokens when the evidence lands."""
+    chain = TestChain.create(validators=("val0", "val1"))
+    val1 = chain.signers["val1"].public_key
+    chain.advance_to(2)
+    ok(chain.block([chain.tx("bob", MsgDelegate(val1, 1000 * ALLO))]))  # h3: 2,000 ALLO now
+    chain.advance_to(6)  # the delegation signs from height 5 on
+    bonded = get_balance(chain.state, BONDED_POOL)
+    chain.block(evidence=[_evidence(chain, "val1", 2)])  # power 1,000 then
+    validator = Ledger(Overlay(chain.state)).get_validator(val1)
+    assert validator is not None and validator.tokens == 1950 * ALLO
+    assert get_balance(chain.state, BONDED_POOL) == bonded - 50 * ALLO
     validate_invariants(chain.state)
 
 
