@@ -332,6 +332,19 @@ def _on_value(s: ConsensusState, ev: ValueEvent, actions: list[Action]) -> Conse
     return s
 
 
+def _finish_soon(s: ConsensusState) -> ScheduleTimeout:
+    """skip_timeout_commit: end the height through a zero-delay commit timeout, not at once.
+
+    Why not FinishHeight right here: the caller may be inside the step that produced the last
+    precommit (our own, when we hold every vote needed, e.g. a lone validator), and finishing
+    would enter the next height, propose, sign and decide it within the same call, height
+    after height, without returning to the event loop (and, in the replica, recursing). The
+    timer hands control back first; the commit timeout then finishes the height (once: a
+    second timeout finds ``finished`` set)."""
+    assert s.decision is not None
+    return ScheduleTimeout(T.COMMIT, s.height, s.decision.round, 0.0)
+
+
 def _on_timeout(s: ConsensusState, ev: TimeoutEvent, actions: list[Action]) -> ConsensusState:
     if ev.height != s.height:
         return s
@@ -396,10 +409,10 @@ def _rules_once(s: ConsensusState, actions: list[Action], touched: int | None) -
                 if pcs.has_two_thirds_for(bid):
                     s = _decide(s, r, pv[0].value, pcs.make_commit(bid), actions)
                     if s.config.skip_timeout_commit and pcs.has_all():
-                        actions.append(FinishHeight(s.height))
-                        return replace(s, finished=True)
-                    delay = s.config.compute_timeout(T.COMMIT, r)
-                    actions.append(ScheduleTimeout(T.COMMIT, s.height, r, delay))
+                        actions.append(_finish_soon(s))
+                    else:
+                        delay = s.config.compute_timeout(T.COMMIT, r)
+                        actions.append(ScheduleTimeout(T.COMMIT, s.height, r, delay))
                     return s
     if s.step == STEP_COMMIT:
         # Straggler precommits: finish early once every validator's precommit is in.
@@ -411,8 +424,7 @@ def _rules_once(s: ConsensusState, actions: list[Action], touched: int | None) -
             and s.config.skip_timeout_commit
             and _vote_set(s, PRECOMMIT, d.round).has_all()
         ):
-            actions.append(FinishHeight(s.height))
-            return replace(s, finished=True)
+            actions.append(_finish_soon(s))
         return s
     # Rule 9: round skip on more than 1/3 of the power from a higher round.
     if touched is not None and touched > s.round and _is_round_skip(s, touched):

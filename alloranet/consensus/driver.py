@@ -142,8 +142,12 @@ class ConsensusDriver:
         try:
             while True:
                 now = self.clock.now()
+                # only the timers due now: one scheduled while these run (a zero-delay commit
+                # timeout) waits for the next pass, after the loop has had its turn
+                due = []
                 while self._timers and self._timers[0][0] <= now:
-                    _, _, event = heapq.heappop(self._timers)
+                    due.append(heapq.heappop(self._timers)[2])
+                for event in due:
                     self.replica.on_timeout(event)
                 if now >= self._next_rebroadcast:
                     self._next_rebroadcast = now + self.rebroadcast_interval

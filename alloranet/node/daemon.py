@@ -217,9 +217,7 @@ class Node:
             cfg.consensus.timeout_vote_ms,
             cfg.consensus.timeout_vote_delta_ms,
             cfg.consensus.timeout_commit_ms,
-            # A lone validator decides inside its own precommit: skipping timeout_commit there
-            # would chain height after height in one call stack.
-            cfg.consensus.skip_timeout_commit and len(members) > 1,
+            cfg.consensus.skip_timeout_commit,
         )
         replica = Replica(cfg.chain_id, self.app, WAL(wal_disk), self.shell, timeouts, signer)
         self.shell.start(replica)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 from alloranet.clock import MonotonicClock
@@ -169,3 +170,47 @@ async def test_finished_heights_offer_every_precommit(tmp_path: Path) -> None:
         for height, commit in app.final.items():
             assert len(commit.signatures) > len(app.blocks[height].commit.signatures)
             assert len(commit.signatures) == 4
+
+
+class LoneApp(MemApp):
+    """One validator holding all the power: it decides inside its own precommit."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        vals, self.next_set = compute_genesis_sets([(KEYS[0].public_key, 1)])
+        self.sets = {1: vals}
+
+
+async def test_lone_validator_with_skip_timeout_commit_yields_between_heights(
+    tmp_path: Path,
+) -> None:
+    """With skip_timeout_commit a lone validator's own precommit completes the commit; the
+    height must still end through the timer (a zero-delay commit timeout), so heights do not
+    chain inside one call (a RecursionError after ~300 heights before) and other tasks run."""
+    net = Net()
+    app = LoneApp("n0")
+    signer = SignerGuard(KEYS[0], FileDisk(tmp_path / "n0" / "signer"), CHAIN)
+    timeouts = dataclasses.replace(T.LOCAL, commit=5.0, skip_timeout_commit=True)
+    driver = ConsensusDriver(
+        CHAIN, app, WAL(FileDisk(tmp_path / "n0" / "wal")), net.endpoint("n0"),
+        MonotonicClock(), timeouts, signer,
+    )  # fmt: skip
+    net.drivers["n0"] = driver
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(ticker())
+    await driver.start()
+    try:
+        await wait_for(lambda: app.get_last_height() >= 400 or driver.error is not None, 60.0)
+    finally:
+        await driver.stop()
+        other.cancel()
+    assert driver.error is None
+    assert app.get_last_height() >= 400  # a 5 s timeout_commit would allow ~12 in 60 s
+    assert ticks >= 400  # the other task ran at least once per height
