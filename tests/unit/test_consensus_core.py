@@ -125,20 +125,6 @@ def test_skip_timeout_commit_when_all_precommits_are_in() -> None:
     assert acts == []
 
 
-def test_skip_timeout_commit_when_the_deciding_precommits_are_all() -> None:
-    """Every precommit is in when the height is decided: zero-delay timeout, then finish."""
-    cfg = T.TimeoutConfig(1.0, 0.5, 1.0, 0.5, 1.0, 0.5, 1.0, True)
-    vals, s, _ = start(0, cfg=cfg)
-    v = b"v"
-    s, _ = feed(s, [ProposalEvent(proposal(vals, 1, 0, v), True)])
-    s, _ = feed(s, [VoteEvent(vote(k, PREVOTE, 1, 0, v)) for k in KEYS])
-    s, acts = feed(s, [VoteEvent(vote(k, PRECOMMIT, 1, 0, v)) for k in KEYS])
-    assert any(isinstance(a, Decide) for a in acts)
-    assert ScheduleTimeout(T.COMMIT, 1, 0, 0.0) in acts and FinishHeight(1) not in acts
-    s, acts = core.step(s, TimeoutEvent(T.COMMIT, 1, 0))
-    assert acts == [FinishHeight(1)]
-
-
 def test_invalid_value_gets_a_nil_prevote() -> None:
     vals, s, _ = start(0)
     s, acts = core.step(s, ProposalEvent(proposal(vals, 1, 0, b"bad"), False))
