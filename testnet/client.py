@@ -14,9 +14,11 @@ class ApiError(Exception):
         self.status = status
 
 
-def get_json(url: str, timeout: float = 2.0) -> Any:
+def _fetch(request: str | urllib.request.Request, timeout: float) -> Any:
+    """The decoded JSON answer; an HTTP error becomes an ApiError carrying the API's own
+    message (``{"error": {"code", "message"}}``), else the HTTP reason."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         try:
@@ -24,6 +26,10 @@ def get_json(url: str, timeout: float = 2.0) -> Any:
         except (ValueError, KeyError, TypeError):
             message = exc.reason
         raise ApiError(exc.code, str(message)) from None
+
+
+def get_json(url: str, timeout: float = 2.0) -> Any:
+    return _fetch(url, timeout)
 
 
 def post_json(url: str, body: Any, timeout: float = 5.0) -> Any:
@@ -31,15 +37,7 @@ def post_json(url: str, body: Any, timeout: float = 5.0) -> Any:
     req = urllib.request.Request(
         url, data=data, headers={"Content-Type": "application/json"}, method="POST"
     )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = exc.reason
-        raise ApiError(exc.code, str(message)) from None
+    return _fetch(req, timeout)
 
 
 def try_get_json(url: str, timeout: float = 2.0) -> Any | None:
