@@ -29,7 +29,7 @@ from alloranet.chain.errors import (
     UnauthorizedError,
     WindowError,
 )
-from alloranet.chain.ledger import TOPIC_STAKE_POOL, Ledger, Topic
+from alloranet.chain.ledger import REWARDS, TOPIC_STAKE_POOL, Ledger, Topic
 from alloranet.chain.msgs import (
     MsgAddStake,
     MsgDelegateStake,
@@ -143,6 +143,35 @@ def process_delegation_removals(ledger: Ledger, ctx: BlockContext) -> None:
             topic_id, reputer, delegator, max(0, pending - amount)
         )
         ledger.transfer(TOPIC_STAKE_POOL, delegator, paid, "delegation removal")
+
+
+def pay_reputer_reward(
+    ledger: Ledger, ctx: BlockContext, topic_id: int, reputer: str, reward: int
+) -> None:
+    """Split a reputer's epoch reward W_m (spec/synthesis.md 5.4, Allora's
+    ``GetRewardForReputerFromTotalReward``) and pay it out of the rewards account.
+
+    Delegators get ⌊W_m · delegated / S_m⌋ (S_m = own + delegated stake), each its
+    ⌊· delegation / delegated⌋ part, sent to its account at once (Allora keeps it in a pool
+    with a reward-per-share accumulator to be claimed: the same amounts, without a claim
+    message); the floor dust stays with the reputer. The reputer's part is added to its stake
+    in the topic, as in Allora, so its weight compounds; it withdraws it like any stake."""
+    own = ledger.get_reputer_stake(topic_id, reputer)
+    delegated = ledger.get_delegated_to(topic_id, reputer)
+    to_delegators = reward * delegated // (own + delegated) if delegated > 0 else 0
+    paid = 0
+    for delegator in ledger.reputer_delegators(topic_id, reputer):
+        share = to_delegators * ledger.get_reputer_delegation(topic_id, reputer, delegator)
+        share //= delegated
+        if share:
+            ledger.transfer(REWARDS, delegator, share, "delegator reward")
+            paid += share
+    kept = reward - paid
+    if kept:
+        ledger.set_reputer_stake(topic_id, reputer, own + kept)
+        ledger.transfer(REWARDS, TOPIC_STAKE_POOL, kept, "reputer reward to stake")
+        ledger.set_topic_stake(topic_id, ledger.get_topic_stake(topic_id) + kept)
+        process_activation_check(ledger, ctx, topic_id)
 
 
 def _count_key(kind: bytes, topic_id: int, nonce: int) -> bytes:

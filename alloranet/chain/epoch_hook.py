@@ -81,6 +81,10 @@ class EpochOutcome:
     events: tuple[tuple[str, str], ...] = field(default=())
     #: how much of ``payouts`` went to reputers (spec 6's r is recomputed from it monthly)
     reputer_total: int = 0
+    #: the reputers' rewards W_m within ``payouts`` (sorted, each at most its address's
+    #: payout): the chain splits them with delegators and adds the rest to the reputer's stake
+    #: (spec 5.4); the rest of a payout goes to the account
+    reputer_payouts: tuple[tuple[str, int], ...] = ()
     #: what the API serves for this nonce (network inference, weights, band, losses, rewards)
     #: as deterministic bytes; the chain keeps the newest EPOCH_RECORDS_PER_TOPIC per topic in
     #: state, so every node — restarted, block-synced or state-synced — serves the same history

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from alloranet.chain.actors import pay_reputer_reward
 from alloranet.chain.context import BlockContext
 from alloranet.chain.epoch_hook import (
     EPOCH_RECORDS_PER_TOPIC,
@@ -204,13 +205,27 @@ def build_epoch_context(
     )
 
 
-def process_epoch_outcome(ledger: Ledger, epoch: EpochContext, outcome: EpochOutcome) -> None:
-    """Apply what synthesis returned; refuse anything that would break supply or determinism."""
-    addresses = [address for address, _ in outcome.payouts]
+def _check_payouts(pairs: tuple[tuple[str, int], ...], what: str) -> None:
+    addresses = [address for address, _ in pairs]
     if addresses != sorted(set(addresses)):
-        raise InvariantError("epoch outcome: payouts must be sorted by address and unique")
-    if any(type(a) is not int or a <= 0 for _, a in outcome.payouts):
-        raise InvariantError("epoch outcome: every payout must be a positive integer")
+        raise InvariantError(f"epoch outcome: {what} must be sorted by address and unique")
+    if any(type(a) is not int or a <= 0 for _, a in pairs):
+        raise InvariantError(f"epoch outcome: every {what[:-1]} must be a positive integer")
+
+
+def process_epoch_outcome(
+    ledger: Ledger, ctx: BlockContext, epoch: EpochContext, outcome: EpochOutcome
+) -> None:
+    """Apply what synthesis returned; refuse anything that would break supply or determinism."""
+    _check_payouts(outcome.payouts, "payouts")
+    _check_payouts(outcome.reputer_payouts, "reputer payouts")
+    totals = dict(outcome.payouts)
+    reporters = {r.reputer for r in epoch.reports}
+    for address, amount in outcome.reputer_payouts:
+        if address not in reporters or amount > totals.get(address, 0):
+            raise InvariantError(
+                "epoch outcome: a reputer payout must go to a reporting reputer, within its payout"
+            )
     if sum(a for _, a in outcome.payouts) > epoch.reward_budget:
         raise InvariantError("epoch outcome: payouts exceed the reward budget")
     families = [family for family, _ in outcome.synthesis_state]
@@ -218,8 +233,13 @@ def process_epoch_outcome(ledger: Ledger, epoch: EpochContext, outcome: EpochOut
         raise InvariantError("epoch outcome: synthesis state families must be sorted and unique")
     for family, packed in outcome.synthesis_state:
         ledger.set_synthesis_state(epoch.topic_id, family, packed)
+    as_reputer = dict(outcome.reputer_payouts)
     for address, amount in outcome.payouts:
-        ledger.transfer(REWARDS, address, amount, "reward payout")
+        reputer_part = as_reputer.get(address, 0)
+        if amount > reputer_part:
+            ledger.transfer(REWARDS, address, amount - reputer_part, "reward payout")
+        if reputer_part:
+            pay_reputer_reward(ledger, ctx, epoch.topic_id, address, reputer_part)
     if outcome.record is not None:
         if type(outcome.record) is not bytes:
             raise InvariantError("epoch outcome: the record must be bytes")
@@ -255,6 +275,6 @@ def process_reputer_nonce_closes(
     for (topic_id, nonce, _, _), budget in zip(closing, budgets, strict=True):
         epoch = build_epoch_context(ledger, ctx, topic_id, nonce, budget)
         outcome = processor.process_reputer_nonce_close(epoch)
-        process_epoch_outcome(ledger, epoch, outcome)
+        process_epoch_outcome(ledger, ctx, epoch, outcome)
         closed.append((topic_id, nonce))
     return closed

@@ -393,10 +393,23 @@ class Ledger:
     def add_reputer_delegation(
         self, topic_id: int, reputer: str, delegator: str, amount: int
     ) -> None:
+        """Also keeps ``rdlist/<topic><reputer>``, the reputer's sorted delegators, in step:
+        the reward split pays them without scanning the state."""
         key = b"rdel/" + _u64(topic_id) + reputer.encode() + b"\x00" + delegator.encode()
-        self._set_amount(key, self._amount(key) + amount)
+        before = self._amount(key)
+        self._set_amount(key, before + amount)
         total_key = b"rdeltot/" + _u64(topic_id) + reputer.encode()
         self._set_amount(total_key, self._amount(total_key) + amount)
+        list_key = b"rdlist/" + _u64(topic_id) + reputer.encode()
+        if before == 0 and amount > 0:
+            self._list_add(list_key, delegator)
+        elif before > 0 and before + amount == 0:
+            self._list_remove(list_key, delegator)
+
+    def reputer_delegators(self, topic_id: int, reputer: str) -> tuple[str, ...]:
+        """Who has stake delegated to ``reputer`` in the topic, sorted by address."""
+        value: tuple[str, ...] = self._get_or(b"rdlist/" + _u64(topic_id) + reputer.encode(), ())
+        return value
 
     def get_reputer_delegation(self, topic_id: int, reputer: str, delegator: str) -> int:
         key = b"rdel/" + _u64(topic_id) + reputer.encode() + b"\x00" + delegator.encode()

@@ -1,4 +1,5 @@
-"""``alloranet query status|block|account|topic|network-inference|rewards|tx`` over HTTP."""
+"""``alloranet query VERB``: read the chain over a node's HTTP API (status, block, account,
+topics, topic, network-inference, rewards, tx, validators, supply)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,8 @@ def _cmd(args: argparse.Namespace) -> int:
         emit(args, call(f"{base}/v1/accounts/{args.address}"), _text)
     elif verb == "topic":
         emit(args, call(f"{base}/v1/topics/{args.id}"), _text)
+    elif verb == "topics":
+        emit(args, call(f"{base}/v1/topics"), _text)
     elif verb == "network-inference":
         suffix = f"?nonce={args.nonce}" if args.nonce is not None else ""
         emit(
@@ -135,7 +138,8 @@ def register(subparsers: Any) -> None:
         ("status", "node and chain status", []),
         ("block", "a block (latest by default)", [("--height", {"type": int})]),
         ("account", "balance and sequence", [("--address", {"required": True})]),
-        ("topic", "a topic's rules, members and open windows",
+        ("topics", "every topic: id, metadata, epoch length, weight", []),
+        ("topic", "a topic's rules, members, reputer stakes and open windows",
          [("--id", {"type": int, "required": True})]),
         ("network-inference", "the latest (or --nonce) network inference of a topic",
          [("--topic", {"type": int, "required": True}), ("--nonce", {"type": int})]),
@@ -147,8 +151,13 @@ def register(subparsers: Any) -> None:
         ("validators", "every validator: tokens, voting power, jailed, missed blocks", []),
         ("supply", "total token supply and the bonded part (uallo)", []),
     ]  # fmt: skip
+    #: what the example puts in each required flag
+    samples = {"--id": "1", "--topic": "1", "--address": "allo1...", "--hash": "TX_HASH_HEX"}
     for name, text, flags in specs:
-        sub = subcommand(verbs, name, text, f"example:\n  alloranet query {name} -o json")
+        required = "".join(
+            f" {flag} {samples[flag]}" for flag, options in flags if options.get("required")
+        )
+        sub = subcommand(verbs, name, text, f"example:\n  alloranet query {name}{required} -o json")
         for flag, options in flags:
             sub.add_argument(flag, **options)
         add_api_flags(sub)

@@ -19,10 +19,13 @@ from alloranet.chain.msgs import (
     MsgCreateTopic,
     MsgCreateValidator,
     MsgDelegate,
+    MsgDelegateStake,
     MsgFundTopic,
     MsgInsertReputerPayload,
     MsgInsertWorkerPayload,
     MsgRegister,
+    MsgRemoveDelegateStake,
+    MsgRemoveStake,
     MsgSend,
     MsgUndelegate,
     MsgUnjail,
@@ -33,7 +36,7 @@ from alloranet.cli.keys import key_path, passphrase_from
 from alloranet.cli.output import emit, subcommand
 from alloranet.cli.query import ApiCallError, add_api_flags, api_url, call
 from alloranet.codec import sha256
-from alloranet.crypto import PrivateKey, load_key
+from alloranet.crypto import PrivateKey, load_key, validate_address
 from alloranet.errors import AlloraError, ConfigError
 
 TOPIC_FIELDS = (
@@ -156,7 +159,7 @@ def _validator_pubkey(text: str, flag: str = "--validator") -> bytes:
 def _msgs(args: argparse.Namespace) -> list[Msg]:
     verb = args.tx_verb
     if verb == "send":
-        return [MsgSend(args.to, _amount(args.amount))]
+        return [MsgSend(validate_address(args.to), _amount(args.amount))]
     if verb == "stake":
         return [MsgDelegate(_validator_pubkey(args.validator), _amount(args.amount))]
     if verb == "unstake":
@@ -174,6 +177,15 @@ def _msgs(args: argparse.Namespace) -> list[Msg]:
         if args.stake:
             msgs.append(MsgAddStake(args.topic, _amount(args.stake)))
         return msgs
+    if verb == "add-stake":
+        return [MsgAddStake(args.topic, _amount(args.amount))]
+    if verb == "remove-stake":
+        return [MsgRemoveStake(args.topic, _amount(args.amount))]
+    if verb == "delegate-stake":
+        return [MsgDelegateStake(args.topic, validate_address(args.reputer), _amount(args.amount))]
+    if verb == "remove-delegate-stake":
+        reputer = validate_address(args.reputer)
+        return [MsgRemoveDelegateStake(args.topic, reputer, _amount(args.amount))]
     if verb == "submit-inference":
         forecast = []
         for item in args.forecast or ():
@@ -227,6 +239,7 @@ def register(subparsers: Any) -> None:
         " --amount 1000allo\n"
         "  alloranet tx unjail --from op --validator-key-file node/validator_key.json --wait\n"
         "  alloranet tx register --from bob --topic 1 --role reputer --stake 1000allo\n"
+        "  alloranet tx delegate-stake --from carol --topic 1 --reputer allo1... --amount 50allo\n"
         "  alloranet tx submit-inference --from bob --topic 1 --nonce 96 --value 101.5",
     )
     verbs = parser.add_subparsers(dest="tx_verb", metavar="VERB")
@@ -320,6 +333,33 @@ def register(subparsers: Any) -> None:
     reg.add_argument("--topic", type=int, required=True)
     reg.add_argument("--role", choices=("worker", "reputer"), required=True)
     reg.add_argument("--stake", help="reputer stake to add in the same transaction")
+    reputer_stake_verbs = (
+        ("add-stake", "add to your own reputer stake in a topic (counts at once)", False),
+        (
+            "remove-stake",
+            "withdraw own reputer stake: paid back after the topic's removal delay",
+            False,
+        ),
+        (
+            "delegate-stake",
+            "delegate stake to a topic's reputer: it weighs its reports, you share its rewards",
+            True,
+        ),
+        (
+            "remove-delegate-stake",
+            "withdraw stake delegated to a reputer: paid back after the removal delay",
+            True,
+        ),
+    )
+    for name, text, to_reputer in reputer_stake_verbs:
+        target = " --reputer allo1..." if to_reputer else ""
+        sub = common(
+            name, text, f"alloranet tx {name} --from a --topic 1{target} --amount 100allo --wait"
+        )
+        sub.add_argument("--topic", type=int, required=True)
+        if to_reputer:
+            sub.add_argument("--reputer", required=True, help="the reputer's allo1... address")
+        sub.add_argument("--amount", required=True, help="e.g. 100allo or a uallo integer")
     inf = common(
         "submit-inference",
         "submit an inference (and forecast) for a worker nonce",

@@ -234,6 +234,9 @@ class SynthesisProcessor:
             payouts=tuple(sorted(payouts.items())),
             events=(("synthesis", f"{ctx.topic_id}:{ctx.nonce}"),),
             reputer_total=sum(a for _, a in rewards.reputer_payouts if a > 0),
+            reputer_payouts=tuple(
+                (a, amount) for a, amount in rewards.reputer_payouts if amount > 0
+            ),
             record=encode_epoch_record(record),
         )
 

@@ -161,6 +161,7 @@ def topic_view(state: AppState, topic_id: int) -> dict[str, Any]:
     worker_nonces = _nonces(ledger, b"wopen/" + tid)
     reputer_nonces = _nonces(ledger, b"ropen/" + tid)
     latest = max(worker_nonces) if worker_nonces else None
+    reputers = _addresses(ledger, b"reputer/" + tid)
     view.update(
         {
             "height": height,
@@ -168,7 +169,15 @@ def topic_view(state: AppState, topic_id: int) -> dict[str, Any]:
             "weight": str(ledger.get_weight(topic_id)),
             "stake": str(ledger.get_topic_stake(topic_id)),
             "workers": _addresses(ledger, b"worker/" + tid),
-            "reputers": _addresses(ledger, b"reputer/" + tid),
+            "reputers": reputers,
+            "reputer_stakes": [
+                {
+                    "address": r,
+                    "stake": str(ledger.get_reputer_stake(topic_id, r)),
+                    "delegated": str(ledger.get_delegated_to(topic_id, r)),
+                }
+                for r in reputers
+            ],
             "worker_nonce": None
             if latest is None
             else {

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from alloranet.crypto import PrivateKey
+from alloranet.crypto import PrivateKey, load_key, save_key
 
 pytestmark = [pytest.mark.testnet, pytest.mark.timeout(180)]
 
@@ -66,6 +66,26 @@ def test_single_node_cli_round_trip(tmp_path: Path) -> None:
         assert query(api, "tx", "--hash", sent["hash"])["height"] == sent["height"]
         block = query(api, "block", "--height", str(sent["height"]))
         assert sent["hash"] in block["txs"]
+        # reputer stake from the command line: the validator creates a topic and registers as
+        # its reputer with stake; the recipient delegates to it; the topic view shows both
+        owner = ("--key-file", str(home / "validator_key.json"), "--api", api, "--wait")
+        cli("tx", "create-topic", *owner, "--metadata", "cli test", "--epoch-length", "12")
+        topic_id = max(t["id"] for t in query(api, "topics")["topics"])
+        me = load_key(home / "validator_key.json").address
+        cli("tx", "register", *owner, "--topic", str(topic_id), "--role", "reputer",
+            "--stake", "10allo")  # fmt: skip
+        carol_file = tmp_path / "carol.json"
+        save_key(carol_file, PrivateKey.from_label("cli-test-recipient"))
+        cli("tx", "delegate-stake", "--key-file", str(carol_file), "--api", api, "--wait",
+            "--topic", str(topic_id), "--reputer", me, "--amount", "2allo")  # fmt: skip
+        view = query(api, "topic", "--id", str(topic_id))
+        assert view["reputer_stakes"] == [
+            {"address": me, "stake": str(10 * 10**18), "delegated": str(2 * 10**18)}
+        ]
+        typo = cli("tx", "delegate-stake", "--key-file", str(carol_file), "--api", api,
+                   "--topic", str(topic_id), "--reputer", me[:-1], "--amount", "1",
+                   check=False)  # fmt: skip
+        assert typo.returncode == 1 and "invalid address" in typo.stderr
         bad = cli("query", "account", "--address", "nope", "--api", api, check=False)
         assert bad.returncode == 1 and bad.stderr.startswith("error: ")
         assert bad.stderr.count("\n") == 1

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from alloranet.worker.sim import REPUTER_STAKE
 from testnet import launcher
 from testnet.client import get_json, try_get_json
 from testnet.manifest import Manifest, load_manifest
@@ -129,6 +130,12 @@ def test_worker_submissions_synthesis_and_rewards(net: tuple[Path, Manifest]) ->
     paid = [r for r in rewards if int(r["amount"]) > 0]
     assert paid, f"no rewards paid (seed {SEED})"
     assert {"inferer", "reputer"} <= {r["role"] for r in paid}
+    # a reputer's reward is added to its stake in the topic (spec 5.4), not to its account
+    paid_reputers = {r["actor"] for r in paid if r["role"] == "reputer"}
+    stakes = {
+        s["address"]: int(s["stake"]) for s in get_json(f"{api}/v1/topics/1")["reputer_stakes"]
+    }
+    assert all(stakes[a] > REPUTER_STAKE for a in paid_reputers), (stakes, paid_reputers)
 
 
 def test_killed_validator_catches_up_and_votes_again(net: tuple[Path, Manifest]) -> None:

@@ -422,3 +422,105 @@ def test_epoch_record_is_kept_in_state_newest_per_topic() -> None:
         Ledger(kv).add_epoch_record(1, nonce, b"r", keep=2)
     assert Ledger(kv).recorded_nonces(1) == (62, 74)
     assert Ledger(kv).get_epoch_record(1, NONCE) is None
+
+
+class ReputerPayer:
+    """Pays the first reporting reputer ``reputer`` as a reputer and ``extra`` more as a
+    worker (one address can be both)."""
+
+    def __init__(self, reputer: int, extra: int = 0) -> None:
+        self.reputer, self.extra = reputer, extra
+
+    def process_reputer_nonce_close(self, ctx: EpochContext) -> EpochOutcome:
+        address = ctx.reports[0].reputer
+        return EpochOutcome(
+            payouts=((address, self.reputer + self.extra),),
+            reputer_total=self.reputer,
+            reputer_payouts=((address, self.reputer),),
+        )
+
+
+def _close_with(chain: TestChain, processor: object) -> None:
+    """Up to h37 with one worker and one reputer (r1) payload; the caller's next block (h38)
+    closes the reputer nonce."""
+    chain.processor = processor  # type: ignore[assignment]
+    chain.advance_to(15)
+    chain.block([payload(chain, "w1")])
+    chain.advance_to(26)
+    chain.block([rep(chain, "r1")])
+    chain.advance_to(37)
+
+
+def test_reputer_reward_is_split_with_delegators_and_the_rest_staked() -> None:
+    """spec 5.4: delegators get floor(W * delegated / S), each by its delegation; the reputer's
+    part goes to its stake (not its account); a worker part of the same address is paid."""
+    chain = setup()
+    r1 = chain.address("r1")
+    chain.block(
+        [
+            chain.tx("bob", MsgDelegateStake(1, r1, 10_000)),
+            chain.tx("alice", MsgDelegateStake(1, r1, 5_000)),
+        ]
+    )  # S = 20,000 own + 15,000 delegated
+    lg = Ledger(Overlay(chain.state))
+    assert lg.reputer_delegators(1, r1) == tuple(
+        sorted([chain.address("alice"), chain.address("bob")])
+    )
+    _close_with(chain, ReputerPayer(7_001, extra=50))
+    before = {a: get_balance(chain.state, chain.address(a)) for a in ("alice", "bob", "r1")}
+    pool = get_balance(chain.state, TOPIC_STAKE_POOL)
+    chain.block()
+    # to delegators: 7,001 * 15,000 // 35,000 = 3,000 -> bob 2,000, alice 1,000
+    after = {a: get_balance(chain.state, chain.address(a)) for a in ("alice", "bob", "r1")}
+    assert after["bob"] - before["bob"] == 2_000
+    assert after["alice"] - before["alice"] == 1_000
+    assert after["r1"] - before["r1"] == 50  # the worker part only
+    lg = Ledger(Overlay(chain.state))
+    assert lg.get_reputer_stake(1, r1) == 20_000 + 4_001
+    assert get_balance(chain.state, TOPIC_STAKE_POOL) == pool + 4_001
+    assert lg.get_topic_stake(1) == 4 * 20_000 + 15_000 + 4_001
+    validate_invariants(chain.state)
+
+
+def test_undelegated_reputer_keeps_its_whole_reward_as_stake() -> None:
+    chain = setup()
+    r1 = chain.address("r1")
+    _close_with(chain, ReputerPayer(900))
+    before = get_balance(chain.state, r1)
+    chain.block()
+    assert get_balance(chain.state, r1) == before
+    assert Ledger(Overlay(chain.state)).get_reputer_stake(1, r1) == 20_900
+    validate_invariants(chain.state)
+
+
+def test_delegators_list_follows_delegation_and_its_removal() -> None:
+    from alloranet.chain.msgs import MsgRemoveDelegateStake
+
+    chain = setup(remove_stake_delay_window=3)
+    r1 = chain.address("r1")
+    chain.block([chain.tx("bob", MsgDelegateStake(1, r1, 100))])
+    assert Ledger(Overlay(chain.state)).reputer_delegators(1, r1) == (chain.address("bob"),)
+    chain.block([chain.tx("bob", MsgRemoveDelegateStake(1, r1, 100))])  # h4, paid at h7
+    chain.advance_to(8)
+    assert Ledger(Overlay(chain.state)).reputer_delegators(1, r1) == ()
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        EpochOutcome(payouts=(("x", 5),), reputer_payouts=(("x", 5),)),  # not a reporter
+        "over",  # more as a reputer than its payout
+    ],
+)
+def test_reputer_payouts_breaking_the_rules_are_refused(outcome: object) -> None:
+    class Bad:
+        def process_reputer_nonce_close(self, ctx: EpochContext) -> EpochOutcome:
+            if isinstance(outcome, EpochOutcome):
+                return outcome
+            address = ctx.reports[0].reputer
+            return EpochOutcome(payouts=((address, 5),), reputer_payouts=((address, 6),))
+
+    chain = setup()
+    _close_with(chain, Bad())
+    with pytest.raises(InvariantError, match="reputer payout"):
+        chain.block()

@@ -7,10 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from alloranet.chain.msgs import MsgCreateValidator, MsgUndelegate, MsgUnjail
+from alloranet.chain.msgs import (
+    Msg,
+    MsgAddStake,
+    MsgCreateValidator,
+    MsgDelegateStake,
+    MsgRemoveDelegateStake,
+    MsgRemoveStake,
+    MsgUndelegate,
+    MsgUnjail,
+)
 from alloranet.cli.tx import _msgs
 from alloranet.crypto import PrivateKey, save_key
-from alloranet.errors import ConfigError
+from alloranet.errors import ConfigError, ValidationError
 from alloranet.types import UALLO_PER_ALLO
 
 
@@ -58,3 +67,34 @@ def test_unjail_and_unstake_messages(tmp_path: Path) -> None:
         _msgs(_args(tx_verb="unstake", validator="abcd", amount="1"))
     with pytest.raises(ConfigError, match="exactly one"):
         _msgs(_args(tx_verb="unjail"))
+
+
+def test_reputer_stake_verbs_build_their_messages() -> None:
+    reputer = PrivateKey.from_label("reputer-z").address
+    amount = 3 * UALLO_PER_ALLO
+
+    def msgs(verb: str, **kw: object) -> list[Msg]:
+        return _msgs(argparse.Namespace(tx_verb=verb, topic=7, amount="3allo", **kw))
+
+    assert msgs("add-stake") == [MsgAddStake(7, amount)]
+    assert msgs("remove-stake") == [MsgRemoveStake(7, amount)]
+    assert msgs("delegate-stake", reputer=reputer) == [MsgDelegateStake(7, reputer, amount)]
+    assert msgs("remove-delegate-stake", reputer=reputer) == [
+        MsgRemoveDelegateStake(7, reputer, amount)
+    ]
+    # a mistyped address is refused here, before anything is signed or sent
+    with pytest.raises(ValidationError, match="invalid address"):
+        msgs("delegate-stake", reputer=reputer[:-1] + ("q" if reputer[-1] != "q" else "p"))
+
+
+def test_tx_verbs_are_listed_with_help() -> None:
+    """Every reputer-stake verb is reachable from the command line."""
+    from alloranet.cli import build_parser
+
+    parser = build_parser()
+    for verb in ("add-stake", "remove-stake", "delegate-stake", "remove-delegate-stake"):
+        argv = ["tx", verb, "--topic", "1", "--amount", "1"]
+        if "delegate" in verb:
+            argv += ["--reputer", "allo1x"]
+        args = parser.parse_args(argv)
+        assert args.tx_verb == verb and args.topic == 1
