@@ -42,6 +42,7 @@ from alloranet.chain.msgs import (
 from alloranet.chain.topics import process_activation_check, process_payment, require_topic
 from alloranet.codec import decode, sha256
 from alloranet.errors import AlloraError
+from alloranet.synthesis.rewards import split_reputer_reward
 
 RMQ: Final = b"rmq/"
 RDQ: Final = b"rdq/"
@@ -158,7 +159,7 @@ def pay_reputer_reward(
     in the topic, as in Allora, so its weight compounds; it withdraws it like any stake."""
     own = ledger.get_reputer_stake(topic_id, reputer)
     delegated = ledger.get_delegated_to(topic_id, reputer)
-    to_delegators = reward * delegated // (own + delegated) if delegated > 0 else 0
+    _, to_delegators = split_reputer_reward(reward, own, delegated)
     paid = 0
     for delegator in ledger.reputer_delegators(topic_id, reputer):
         share = to_delegators * ledger.get_reputer_delegation(topic_id, reputer, delegator)
