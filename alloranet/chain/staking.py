@@ -109,8 +109,9 @@ def process_matured_unbondings(ledger: Ledger, height: int) -> None:
 
 def validate_evidence(
     ledger: Ledger, ctx: BlockContext, evidence: DuplicateVoteEvidence
-) -> Validator:
-    """Every rule of spec/consensus.md 1.10 / 4.2 that a block's evidence must satisfy."""
+) -> tuple[Validator, int]:
+    """Every rule of spec/consensus.md 1.10 / 4.2 that a block's evidence must satisfy; returns
+    the validator and its voting power at the infraction height (what the slash is taken of)."""
     if evidence.height >= ctx.height:
         raise EvidenceError(f"evidence: height {evidence.height} is not in the past")
     if ctx.height - evidence.height > ctx.staking.evidence_max_age_blocks:
@@ -127,7 +128,7 @@ def validate_evidence(
     if validator.tombstoned or ledger.is_evidence_seen(evidence.hash):
         raise EvidenceError("evidence: this validator was already punished for double signing")
     evidence.validate_signatures(ctx.chain_id)
-    return validator
+    return validator, signers[evidence.pubkey]
 
 
 def process_evidence(ledger: Ledger, ctx: BlockContext, evidence: DuplicateVoteEvidence) -> None:
@@ -140,9 +141,8 @@ def process_evidence(ledger: Ledger, ctx: BlockContext, evidence: DuplicateVoteE
     the liable unbonding entries pay their share first (fraction x entry, at most the entry),
     and the rest is burnt from the validator's current tokens (never more than it has).
     """
-    validator = validate_evidence(ledger, ctx, evidence)
+    validator, infraction_power = validate_evidence(ledger, ctx, evidence)
     ppm = ctx.staking.slash_fraction_double_sign_ppm
-    infraction_power = dict(get_validator_set_at(ledger, evidence.height))[evidence.pubkey]
     remaining = infraction_power * ctx.staking.power_reduction * ppm // 1_000_000
     for mature in range(ctx.height, ctx.height + ctx.staking.unbonding_blocks + 1):
         entries = ledger.unbonding_due(mature)
