@@ -82,6 +82,66 @@ def _as_array(x: npt.ArrayLike) -> FloatArray:
 # ----------------------------------------------------------------------------------- exp
 
 
+def _exp_k_into(xa: FloatArray, k: FloatArray) -> FloatArray:
+    """k = floor(x / ln 2 + 0.5) into ``k``: the reduction's multiple of ln 2."""
+    np.multiply(xa, _A_INV_LN2, out=k)
+    k += _A_HALF
+    np.floor(k, out=k)
+    return k
+
+
+def _exp_reduced_into(
+    xa: FloatArray, k: FloatArray, hi: FloatArray, lo: FloatArray, r: FloatArray,
+    t: FloatArray, c: FloatArray,
+) -> FloatArray:  # fmt: skip
+    """y = 1 - ((lo - r c / (2 - c)) - hi), the reduced argument's exp (e**x = y 2**k), for
+    a finite ``k``: exp_scalar's operations in its order, each into the given buffers (the
+    shape of ``xa``; the result is in ``t``, and ``r`` is overwritten)."""
+    np.multiply(k, _A_LN2_HI, out=hi)
+    np.subtract(xa, hi, out=hi)  # hi = x - k ln2_hi
+    np.multiply(k, _A_LN2_LO, out=lo)
+    np.subtract(hi, lo, out=r)
+    np.multiply(r, r, out=t)
+    np.multiply(t, _A_P5, out=c)
+    c += _A_P4
+    c *= t
+    c += _A_P3
+    c *= t
+    c += _A_P2
+    c *= t
+    c += _A_P1
+    c *= t
+    np.subtract(r, c, out=c)  # c = r - t (P1 + t (P2 + ...))
+    y = np.multiply(r, c, out=t)
+    den = np.subtract(_A_TWO, c, out=r)
+    y /= den
+    np.subtract(lo, y, out=y)
+    y -= hi
+    np.subtract(_A_ONE, y, out=y)
+    return y
+
+
+def exp_in_range_into(
+    xa: FloatArray, k: FloatArray, hi: FloatArray, lo: FloatArray, r: FloatArray,
+    t: FloatArray, c: FloatArray, bits: npt.NDArray[np.int64],
+) -> FloatArray:  # fmt: skip
+    """:func:`exp` of ``xa`` with every value in [-700, 709.78] (no NaN), computed in the
+    given buffers of its shape (``bits`` int64): for callers that keep scratch buffers. The
+    result is in ``t``; ``xa`` is not touched.
+
+    Why a separate scaling: k is in [-1010, 1024] and y in [0.7, 1.42] here, so y 2^(k-1) 2
+    is exact, and 2^(k-1) is built from its bits: the same exact result as ldexp, without
+    its slow loop."""
+    _exp_k_into(xa, k)
+    y = _exp_reduced_into(xa, k, hi, lo, r, t, c)
+    np.copyto(bits, k, casting="unsafe")
+    bits += _A_EXP_BIAS
+    bits <<= _A_EXP_SHIFT
+    y *= bits.view(np.float64)
+    y *= _A_TWO
+    return y
+
+
 def exp(x: npt.ArrayLike) -> FloatArray:
     """e**x elementwise; inf above 709.78, +0 below -745.13, NaN stays NaN."""
     xa = _as_array(x)
@@ -92,47 +152,18 @@ def exp(x: npt.ArrayLike) -> FloatArray:
     # np.min/np.max, unwrapped: NaN propagates, failing the range test
     lo_x, hi_x = np.minimum.reduce(xa, axis=None), np.maximum.reduce(xa, axis=None)
     in_range = bool(lo_x >= _EXP_UNDERFLOW and hi_x <= _EXP_OVERFLOW)
+    # in-place steps (out=) keep the exact operation order of exp_scalar while avoiding a
+    # fresh array per operation; constants as 0-d arrays (_A_*), see _zero_d
+    k, hi, lo, r, t, c = (np.empty(xa.shape) for _ in range(6))
     with np.errstate(all="ignore"):
-        # in-place steps (out=) keep the exact operation order of exp_scalar while avoiding
-        # a fresh array per operation
-        # constants as 0-d arrays (_A_*): the same float64 operations, see _zero_d
-        k = np.multiply(xa, _A_INV_LN2)
-        k += _A_HALF
-        np.floor(k, out=k)
+        if in_range and lo_x >= -700.0:
+            y = exp_in_range_into(xa, k, hi, lo, r, t, c, np.empty(xa.shape, dtype=np.int64))
+            return np.asarray(y, dtype=np.float64)
+        _exp_k_into(xa, k)
         if not in_range:
             k = np.where(np.isfinite(k), k, 0.0)
-        hi = np.multiply(k, _A_LN2_HI)
-        np.subtract(xa, hi, out=hi)  # hi = x - k ln2_hi
-        lo = np.multiply(k, _A_LN2_LO)
-        r = hi - lo
-        t = r * r
-        c = np.multiply(t, _A_P5)
-        c += _A_P4
-        c *= t
-        c += _A_P3
-        c *= t
-        c += _A_P2
-        c *= t
-        c += _A_P1
-        c *= t
-        np.subtract(r, c, out=c)  # c = r - t (P1 + t (P2 + ...))
-        y = r * c
-        den = np.subtract(_A_TWO, c)
-        y /= den
-        np.subtract(lo, y, out=y)
-        y -= hi
-        np.subtract(_A_ONE, y, out=y)  # y = 1 - ((lo - r c / (2 - c)) - hi)
-        if in_range and lo_x >= -700.0:
-            # k in [-1010, 1024] and y in [0.7, 1.42]: y * 2^(k-1) * 2 is exact, and 2^(k-1)
-            # is built from its bits: the same exact result as ldexp, without its slow loop
-            bits = k.astype(np.int64)
-            bits += _A_EXP_BIAS
-            bits <<= _A_EXP_SHIFT
-            y *= bits.view(np.float64)
-            y *= _A_TWO
-            out = y
-        else:
-            out = np.ldexp(y, k.astype(np.int64))
+        y = _exp_reduced_into(xa, k, hi, lo, r, t, c)
+        out = np.ldexp(y, k.astype(np.int64))
         if not in_range:
             out = np.where(xa > _EXP_OVERFLOW, np.inf, out)
             out = np.where(xa < _EXP_UNDERFLOW, 0.0, out)

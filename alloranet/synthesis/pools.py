@@ -164,47 +164,13 @@ def _fill(g: _Segment) -> None:
 
 
 def _exp_into(arg: FloatArray, s: _Prefix) -> FloatArray:
-    """:func:`.detmath.exp` of the flat ``arg`` (overwritten) in the scratch buffers: the
-    identical operation sequence of its in-range fast path; any other block goes through
-    ``exp`` itself."""
+    """:func:`.detmath.exp` of the flat ``arg`` in the scratch buffers (its in-range kernel,
+    :func:`.detmath.exp_in_range_into`); any other block goes through ``exp`` itself."""
     lo_x, hi_x = np.minimum.reduce(arg), np.maximum.reduce(arg)  # np.min/np.max, unwrapped
     if not (lo_x >= -700.0 and hi_x <= detmath._EXP_OVERFLOW):
         return detmath.exp(arg)
     k, hi, lo, r, t, c = s.tmp
-    d = detmath  # its constants as 0-d arrays (_A_*): the same float64 operations
-    np.multiply(arg, d._A_INV_LN2, out=k)
-    k += d._A_HALF
-    np.floor(k, out=k)
-    np.multiply(k, d._A_LN2_HI, out=hi)
-    np.subtract(arg, hi, out=hi)
-    np.multiply(k, d._A_LN2_LO, out=lo)
-    np.subtract(hi, lo, out=r)
-    np.multiply(r, r, out=t)
-    np.multiply(t, d._A_P5, out=c)
-    c += d._A_P4
-    c *= t
-    c += d._A_P3
-    c *= t
-    c += d._A_P2
-    c *= t
-    c += d._A_P1
-    c *= t
-    np.subtract(r, c, out=c)
-    y = t
-    np.multiply(r, c, out=y)
-    den = r
-    np.subtract(d._A_TWO, c, out=den)
-    y /= den
-    np.subtract(lo, y, out=y)
-    y -= hi
-    np.subtract(d._A_ONE, y, out=y)
-    bits = s.bits
-    np.copyto(bits, k, casting="unsafe")
-    bits += d._A_EXP_BIAS
-    bits <<= d._A_EXP_SHIFT
-    y *= bits.view(np.float64)
-    y *= d._A_TWO
-    return y
+    return detmath.exp_in_range_into(arg, k, hi, lo, r, t, c, s.bits)
 
 
 class _Batch:
