@@ -238,8 +238,7 @@ class _ScoreBuffers:
         self.ww = np.empty((m, m, b))
         self.ww3 = self.ww.reshape(mm, 1, b)
         self.both3 = self.both.entries.reshape(mm, m + 1, b)
-        self.both_sums = self.both.result
-        rows = self.both_sums.reshape(m + 1, b)
+        rows = self.both.result.reshape(m + 1, b)
         self.dist = rows[:m]
         self.norm = rows[m]
         self.norm_zero = np.empty(b, dtype=bool)
