@@ -82,6 +82,17 @@ def rep(chain: TestChain, label: str, nonce: int = NONCE) -> bytes:
     return chain.tx(label, MsgInsertReputerPayload(1, nonce, bundle(chain)))
 
 
+def _close_with(chain: TestChain, processor: object) -> None:
+    """Up to h37 with one worker and one reputer (r1) payload; the caller's next block (h38)
+    closes the reputer nonce."""
+    chain.processor = processor  # type: ignore[assignment]
+    chain.advance_to(15)
+    chain.block([payload(chain, "w1")])
+    chain.advance_to(26)
+    chain.block([rep(chain, "r1")])
+    chain.advance_to(37)
+
+
 def codes(result) -> list[int]:  # type: ignore[no-untyped-def]
     return [r.code for r in result.tx_results]
 
@@ -264,12 +275,7 @@ def test_outcome_breaking_the_rules_is_refused() -> None:
             return EpochOutcome(payouts=((ctx.reports[0].reputer, ctx.reward_budget + 1),))
 
     chain = setup()
-    chain.processor = Greedy()
-    chain.advance_to(15)
-    chain.block([payload(chain, "w1")])
-    chain.advance_to(26)
-    chain.block([rep(chain, "r1")])
-    chain.advance_to(37)
+    _close_with(chain, Greedy())
     with pytest.raises(InvariantError, match="budget"):
         chain.block()
 
@@ -438,17 +444,6 @@ class ReputerPayer:
             reputer_total=self.reputer,
             reputer_payouts=((address, self.reputer),),
         )
-
-
-def _close_with(chain: TestChain, processor: object) -> None:
-    """Up to h37 with one worker and one reputer (r1) payload; the caller's next block (h38)
-    closes the reputer nonce."""
-    chain.processor = processor  # type: ignore[assignment]
-    chain.advance_to(15)
-    chain.block([payload(chain, "w1")])
-    chain.advance_to(26)
-    chain.block([rep(chain, "r1")])
-    chain.advance_to(37)
 
 
 def test_reputer_reward_is_split_with_delegators_and_the_rest_staked() -> None:
